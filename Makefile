@@ -1,0 +1,172 @@
+# Syslets and threadlets on Linux 6.12: the one entry point.
+#
+# `make run` and `make test` do all the set-up (Debian packages, kernel
+# source, patch series, kernel and initramfs builds) on a fresh Debian 12
+# machine.  `make help` (the default) lists the targets and variables.
+
+BUILD      ?= $(CURDIR)/build
+KERNEL_SRC ?=
+QEMU_ACCEL ?= tcg
+JOBS       ?= $(shell echo $$(( $$(nproc) + 1 )))
+V          ?=
+FILES      ?=
+CMD        ?=
+TIMEOUT    ?= 900
+
+export QEMU_ACCEL JOBS V
+
+Q := $(if $(V),,@)
+
+KTREE      ?= $(BUILD)/linux
+KNORMAL    := $(BUILD)/kernel-normal
+KDEBUG     := $(BUILD)/kernel-debug
+HDR        := $(BUILD)/headers/include
+CARGO_DIR  := $(BUILD)/cargo
+TARGET     := x86_64-unknown-linux-gnu
+GUEST_BIN  := $(CARGO_DIR)/$(TARGET)/release
+TOOLS      := $(BUILD)/tools
+LOGS       := $(BUILD)/logs
+SELFTEST   := $(BUILD)/selftests/syslet_test
+FRAG_BASE  := qemu/kconfig/base.config
+FRAG_DEBUG := qemu/kconfig/debug.config
+GEN_CPIO   := $(TOOLS)/gen_init_cpio
+SERIES     := $(wildcard kernel-patches/*.patch) kernel-patches/series
+
+TREE_STAMP := $(KTREE)/.git/syslet-series
+STATIC_RUSTFLAGS := -C target-feature=+crt-static
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help:
+	@echo "Syslets and threadlets on Linux 6.12"
+	@echo
+	@echo "  make run          build everything, boot QEMU, run the syslet demo"
+	@echo "  make test         every host and guest test (normal + debug kernel)"
+	@echo "  make guest-run FILES=\"a b\" CMD=\"./a --x\""
+	@echo "                    boot the patched kernel, run CMD on FILES in the guest"
+	@echo "  make report       re-judge the saved guest logs without booting"
+	@echo "  make kernel       the patched kernel (normal config)"
+	@echo "  make kernel-debug the patched kernel (lockdep, KASAN, ... config)"
+	@echo "  make headers      install the patched uapi headers to $(HDR)"
+	@echo "  make patches      regenerate kernel-patches/ from the work tree $(KTREE)"
+	@echo "  make bindings     regenerate abi-crate/syslet-sys/src/bindings.rs"
+	@echo "  make checkpatch   scripts/checkpatch.pl --strict over the series"
+	@echo "  make deps         install the Debian packages needed (as root)"
+	@echo "  make clean        remove $(BUILD)"
+	@echo
+	@echo "Variables (current values):"
+	@echo "  BUILD=$(BUILD)"
+	@echo "  KERNEL_SRC=$(KERNEL_SRC)  (empty: Debian's linux-source-6.12)"
+	@echo "  QEMU_ACCEL=$(QEMU_ACCEL)  (tcg or kvm)"
+	@echo "  JOBS=$(JOBS) TIMEOUT=$(TIMEOUT) V=$(V)"
+
+# ---------------------------------------------------------------- set-up
+
+.PHONY: deps
+deps:
+	$(Q)ci/deps.sh $(if $(KERNEL_SRC),--no-kernel-source)
+
+# The kernel work tree: pristine 6.12 + the series as commits.
+.PHONY: kernel-tree
+kernel-tree: deps
+	$(Q)ci/kernel-tree.sh $(KTREE) $(CURDIR)/kernel-patches $(KERNEL_SRC)
+
+# Kbuild is incremental by itself: always ask it.
+.PHONY: kernel kernel-debug
+kernel: kernel-tree
+	$(Q)ci/build-kernel.sh $(KTREE) $(KNORMAL) $(CURDIR)/$(FRAG_BASE)
+
+kernel-debug: kernel-tree
+	$(Q)ci/build-kernel.sh $(KTREE) $(KDEBUG) $(CURDIR)/$(FRAG_BASE) $(CURDIR)/$(FRAG_DEBUG)
+
+.PHONY: headers
+headers: kernel-tree
+	@echo "[headers] installing uapi headers to $(HDR)"
+	$(Q)$(MAKE) -s -C $(KTREE) O=$(BUILD)/headers-build INSTALL_HDR_PATH=$(BUILD)/headers headers_install
+
+$(GEN_CPIO): kernel-tree
+	$(Q)mkdir -p $(TOOLS)
+	$(Q)gcc -O2 -o $@ $(KTREE)/usr/gen_init_cpio.c
+
+# ------------------------------------------------------------ user space
+
+.PHONY: guest-programs
+guest-programs: headers
+	@echo "[cargo] building static guest programs"
+	$(Q)RUSTFLAGS="$(STATIC_RUSTFLAGS)" CARGO_TARGET_DIR=$(CARGO_DIR) \
+		cargo build -q --release --target $(TARGET) \
+		-p syslet-init -p syslet-guest-tests -p syslet --examples --bins
+	@echo "[selftests] building $(SELFTEST)"
+	$(Q)mkdir -p $(dir $(SELFTEST))
+	$(Q)gcc -static -O2 -Wall -Werror -I$(HDR) -I$(KTREE)/tools/testing/selftests \
+		-o $(SELFTEST) $(KTREE)/tools/testing/selftests/syslet/syslet_test.c
+
+INITRD_ENV = GEN_INIT_CPIO=$(GEN_CPIO) INIT=$(GUEST_BIN)/init \
+	GUEST_TESTS=$(GUEST_BIN)/syslet-guest-tests SELFTEST=$(SELFTEST) \
+	DEMO=$(GUEST_BIN)/examples/demo
+
+.PHONY: initramfs
+initramfs: guest-programs $(GEN_CPIO)
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh $(BUILD)/initramfs-test.cpio initramfs/base.list initramfs/test.list
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh $(BUILD)/initramfs-demo.cpio initramfs/base.list initramfs/demo.list
+
+# ---------------------------------------------------------------- guest
+
+BZ_NORMAL := $(KNORMAL)/arch/x86/boot/bzImage
+BZ_DEBUG  := $(KDEBUG)/arch/x86/boot/bzImage
+
+.PHONY: run
+run: kernel initramfs
+	$(Q)mkdir -p $(LOGS)
+	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(BUILD)/initramfs-demo.cpio \
+		-l $(LOGS)/demo.log -t $(TIMEOUT) -a "syslet.mode=demo"
+	$(Q)qemu/judge.sh $(LOGS)/demo.log demo >/dev/null
+
+.PHONY: guest-run
+guest-run: kernel initramfs
+	$(Q)test -n "$(CMD)" || { echo 'usage: make guest-run FILES="a b" CMD="./a --x"' >&2; exit 2; }
+	$(Q)mkdir -p $(LOGS)
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FILES)" --run-cmd "$(CMD)" \
+		$(BUILD)/initramfs-run.cpio initramfs/base.list
+	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(BUILD)/initramfs-run.cpio \
+		-l $(LOGS)/guest-run.log -t $(TIMEOUT) -a "syslet.mode=run" >/dev/null; \
+	qemu/guest-status.sh $(LOGS)/guest-run.log
+
+# ----------------------------------------------------------------- tests
+
+.PHONY: test
+test: kernel kernel-debug initramfs
+	$(Q)mkdir -p $(LOGS)
+	$(Q)rm -f $(LOGS)/*.result
+	$(Q)ci/host-checks.sh $(BUILD) > $(LOGS)/host.result || true
+	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(BUILD)/initramfs-test.cpio \
+		-l $(LOGS)/test-normal.log -t $(TIMEOUT) -a "syslet.mode=test" || true
+	$(Q)qemu/judge.sh $(LOGS)/test-normal.log normal > $(LOGS)/normal.result || true
+	$(Q)qemu/run-qemu.sh -k $(BZ_DEBUG) -i $(BUILD)/initramfs-test.cpio \
+		-l $(LOGS)/test-debug.log -t $(TIMEOUT) -a "syslet.mode=test" || true
+	$(Q)qemu/judge.sh $(LOGS)/test-debug.log debug > $(LOGS)/debug.result || true
+	$(Q)$(MAKE) -s report
+
+.PHONY: report
+report:
+	$(Q)for r in $(LOGS)/*.result; do echo "== $$r"; cat $$r; done
+	$(Q)qemu/summarize.sh $(LOGS)/host.result $(LOGS)/normal.result $(LOGS)/debug.result
+
+# ----------------------------------------------------------- maintenance
+
+.PHONY: patches
+patches:
+	$(Q)ci/format-patches.sh $(KTREE) $(CURDIR)/kernel-patches
+
+.PHONY: checkpatch
+checkpatch: kernel-tree
+	$(Q)cd $(KTREE) && ./scripts/checkpatch.pl --strict --quiet $(CURDIR)/kernel-patches/0*.patch
+
+.PHONY: bindings
+bindings: headers
+	$(Q)ci/bindgen.sh $(TOOLS) $(HDR) abi-crate/syslet-sys/src/bindings.rs
+
+.PHONY: clean
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,64 @@
+//! Syslets: chains of system calls run by the kernel in one `async_exec`.
+//!
+//! A syslet is a chain of *atoms*, each one system call plus control: where
+//! its result goes, which atom follows, and flags that stop (or branch) the
+//! chain on the result.  Arguments are passed by reference, so one atom's
+//! result can be the next atom's argument and `umem_add` atoms can drive
+//! loops.  This crate implements the user side of the v3 syslet ABI (Ingo
+//! Molnar, 2007) for the patched Linux 6.12 kernel of this project.
+//!
+//! Two layers:
+//!
+//!  - the raw ABI: [`Atom`] (`struct syslet_uatom`), [`AsyncHead`]
+//!    (`struct async_head_user`), [`AtomFlags`] (`SYSLET_*`), the system call
+//!    numbers in [`nr`], and the system calls [`async_exec`] (`unsafe`: the
+//!    one submission point) and [`umem_add`];
+//!  - the safe layer: [`Chain`] owns its atoms, argument cells, result cells,
+//!    counters and buffers (or borrows them for its lifetime), has typed
+//!    builders for common system calls, and runs with [`Chain::run`].
+//!    [`Ring`] owns a completion ring.
+//!
+//! The kernel side currently implements synchronous syslets only: every
+//! syslet runs to its end in the caller and `async_exec` returns the final
+//! atom.  Asynchronous completion (cachemiss threads, `async_wait`) and
+//! threadlets come later.
+//!
+//! [`is_supported`] tells whether the running kernel has syslets; on other
+//! kernels every call fails with `ENOSYS`.
+//!
+//! ```no_run
+//! use syslet::{AtomFlags, Chain};
+//!
+//! let path = std::ffi::CStr::from_bytes_with_nul(b"/proc/version\0").unwrap();
+//! let mut chain = Chain::new();
+//! let open = chain
+//!     .open(path, libc::O_RDONLY, 0)
+//!     .flags(AtomFlags::STOP_ON_NEGATIVE)
+//!     .id();
+//! let read = chain.read(open, vec![0u8; 4096]).id();
+//! chain.close(open);
+//! chain.run()?;
+//! let text = chain.read_bytes(read).unwrap_or_default();
+//! print!("{}", String::from_utf8_lossy(text));
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # References
+//!  - `Documentation/userspace-api/syslet.rst` in the kernel patch series
+//!  - the project's ABI contract, `v3-abi.md`
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+compile_error!("syslet: only x86_64 Linux is supported");
+
+mod abi;
+mod chain;
+mod ring;
+#[allow(unsafe_code)]
+mod sys_call;
+
+pub use abi::{nr, AsyncHead, Atom, AtomFlags};
+pub use chain::{Arg, AtomId, AtomMut, Buf, BufMut, CPath, Chain, Counter, Fd, NOT_RUN};
+pub use ring::{Ring, MAX_RING_BYTES};
+pub use sys_call::{async_exec, check_supported, is_supported, umem_add};

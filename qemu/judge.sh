@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+#
+# judge.sh - judge a SAVED guest console log (from qemu/run-qemu.sh), so a
+# report can be re-made without rebooting.
+#
+# Usage: qemu/judge.sh LOGFILE [LABEL]
+#
+# The log holds initramfs/init's nested KTAP: a top-level document
+# ("KTAP version 1", "1..M", "ok K name" / "not ok K name # why") with each
+# program's own output indented by four spaces. Counting:
+#   - each program's leaf results (lines "    ok ..." / "    not ok ...",
+#     exactly four spaces) count one each: "ok" passes; "not ok" fails;
+#     "ok ... # SKIP" FAILS (in this project a guest test that did not run
+#     proves nothing); "# XFAIL" passes.
+#   - a program whose plan "    1..N" announced more results than it
+#     printed: each missing one fails.
+#   - a top-level "not ok" not already explained by a failed, skipped or
+#     missing leaf (no results, non-zero exit, signal, timeout) fails once;
+#     a top-level "ok" with no leaf results passes once.
+#   - programs announced by the top-level plan that never reported fail.
+#   - no "syslet-init: result" line (boot failed, kernel panic, timeout)
+#     fails once; "result fail" with nothing else failed fails once; a log
+#     without KTAP (demo/run mode) counts "result pass" as one pass.
+#   - any kernel splat (SPLATS below) anywhere outside the programs' own
+#     indented output fails once, and every splat line is printed.
+# Prints the failing lines, then exactly one last line "N passed, N failed".
+# Exit: 0 if failed == 0 and passed > 0, 1 otherwise, 2 usage/unreadable.
+set -euo pipefail
+
+# Kernel splats: extended regexes (awk), matched anywhere in a console line
+# that is not program output. Keep one per line, with why.
+SPLATS=(
+	'BUG:'                                       # BUG(), KASAN, soft lockup, sleeping in atomic, ...
+	'WARNING:'                                   # WARN_ON() and lockdep's headers
+	'Oops'                                       # an oops
+	'Kernel panic'                               # panic() (panic=-1 reboots right after)
+	'kernel BUG at'                              # BUG_ON()
+	'Unable to handle'                           # bad kernel paging request
+	'general protection fault'                   # #GP in the kernel
+	'possible recursive locking'                 # lockdep
+	'possible circular locking'                  # lockdep
+	'inconsistent lock state'                    # lockdep
+	'suspicious RCU usage'                       # lockdep RCU checks
+	'INFO: lockdep'                              # lockdep internal trouble
+	'KASAN'                                      # KASAN reports
+	'UBSAN'                                      # UBSAN reports
+	'INFO: task .* blocked for more than'        # hung task detector
+	'detected stalls? on CPU'                    # RCU stall
+	'self-detected stall'                        # RCU stall
+	'scheduling while atomic'                    # sleeping in atomic context
+	'sleeping function called from invalid context' # might_sleep()
+	'Call Trace:'                                # any stack dump
+)
+
+usage() {
+	echo "usage: $0 LOGFILE [LABEL]" >&2
+	exit 2
+}
+
+(($# == 1 || $# == 2)) || usage
+log=$1
+label=${2:-$(basename -- "$log")}
+[[ -r $log ]] || {
+	echo "judge: $label: cannot read $log" >&2
+	echo "0 passed, 1 failed"
+	exit 2
+}
+
+splat_re=$(
+	IFS='|'
+	echo "${SPLATS[*]}"
+)
+
+awk -v label="$label" -v splat_re="$splat_re" '
+function say(msg) { print "judge: " label ": " msg }
+function reset() { plan = -1; res = 0; lp = 0; lf = 0; ls = 0 }
+# Closes the current program with its top-level line (empty if none).
+function finish(top,    missing, explained, top_ok) {
+	missing = (plan > res) ? plan - res : 0
+	passed += lp
+	failed += lf + ls + missing
+	if (missing)
+		say(name ": " missing " of " plan " planned results missing")
+	explained = lf + ls + missing
+	if (top == "") {
+		say(name ": no top-level result (init or the kernel died?)")
+		failed++
+	} else {
+		top_ok = (top !~ /^not ok/)
+		if (!top_ok && !explained) { say(top); failed++ }
+		if (top_ok && res == 0) passed++
+	}
+	programs++
+	reset()
+}
+BEGIN { reset(); name = "(before first program)"; topplan = -1; inprog = 0 }
+{
+	gsub(/\r/, "")
+	line = $0
+}
+# Kernel splats, outside program output.
+line !~ /^    / && line ~ splat_re { splats++; say("splat: " line) }
+# init result line (may share a console line with kernel output).
+line !~ /^    / && match(line, /syslet-init: result [a-z]+/) {
+	result = substr(line, RSTART + 20, RLENGTH - 20)
+}
+line == "KTAP version 1" { ktap = 1; next }
+ktap && topplan < 0 && line ~ /^1\.\.[0-9]+/ { sub(/^1\.\./, "", line); topplan = line + 0; next }
+# A new program starts: "# syslet-init: [k/M] name: argv".
+line ~ /^# syslet-init: \[[0-9]+\/[0-9]+\] / {
+	if (inprog) finish("")
+	n = line; sub(/^# syslet-init: \[[0-9]+\/[0-9]+\] /, "", n); sub(/:.*/, "", n)
+	name = n; inprog = 1; reset(); next
+}
+line ~ /^    1\.\.[0-9]+/ { if (plan < 0) { p = line; sub(/^    1\.\./, "", p); plan = p + 0 } next }
+line ~ /^    (not ok|ok)([ \t]|$)/ {
+	res++
+	if (line ~ /^    not ok/) { lf++; say(name ": " substr(line, 5)) }
+	else if (line ~ /#[ \t]*[Ss][Kk][Ii][Pp]([^A-Za-z0-9]|$)/) { ls++; say(name ": " substr(line, 5) " (skip counts as failure)") }
+	else lp++
+	next
+}
+ktap && line ~ /^(not ok|ok) [0-9]+/ {
+	if (!inprog) { n = line; sub(/^(not ok|ok) [0-9]+ /, "", n); sub(/ #.*/, "", n); name = n }
+	finish(line); inprog = 0; name = "(between programs)"; next
+}
+END {
+	if (inprog) finish("")
+	if (ktap && topplan > programs) {
+		say((topplan - programs) " of " topplan " programs never reported")
+		failed += topplan - programs
+	}
+	if (result == "") {
+		say("no \"syslet-init: result\" line: boot failed, kernel panicked or timed out")
+		failed++
+	} else if (result != "pass" && failed == 0) {
+		say("init reported \"result " result "\"")
+		failed++
+	} else if (!ktap && result == "pass" && passed == 0) {
+		passed++
+	}
+	if (splats) { say(splats " kernel splat line(s)"); failed++ }
+	printf "%d passed, %d failed\n", passed, failed
+	exit (failed == 0 && passed > 0) ? 0 : 1
+}
+' "$log"

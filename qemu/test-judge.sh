@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT OR Apache-2.0
+#
+# test-judge.sh - self-test of qemu/judge.sh and qemu/summarize.sh on fake
+# console logs (no QEMU needed).
+#
+# Usage: qemu/test-judge.sh
+# Prints one KTAP line per case, then "N passed, N failed"; exit 0 if all
+# cases pass.
+set -euo pipefail
+
+here=$(cd "$(dirname -- "$0")" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+pass=0 fail=0 n=0
+# check NAME WANT_EXIT WANT_LAST_LINE CMD...: run CMD, compare exit + last line.
+check() {
+	local name=$1 want_rc=$2 want_line=$3 rc=0 out last
+	shift 3
+	out=$("$@" 2>&1) || rc=$?
+	last=$(tail -n 1 <<<"$out")
+	n=$((n + 1))
+	if [[ $rc == "$want_rc" && $last == "$want_line" ]]; then
+		echo "ok $n $name"
+		pass=$((pass + 1))
+	else
+		echo "not ok $n $name"
+		echo "# want exit $want_rc, '$want_line'; got exit $rc, '$last'; output:"
+		while IFS= read -r l; do echo "#   $l"; done <<<"$out"
+		fail=$((fail + 1))
+	fi
+}
+
+# Fake pieces of a console log, as initramfs/init prints them.
+boot() {
+	cat <<'L'
+[    0.000000] Linux version 6.12.0 (fake)
+[    1.101231] Run /init as init process
+syslet-init: starting
+# syslet-init: mode test, timeout 600s
+L
+}
+prog_pass() { # K M NAME
+	cat <<L
+# syslet-init: [$1/$2] $3: /bin/$3
+    TAP version 13
+    1..2
+    # Starting 2 tests from 1 test cases.
+    ok 1 $3.first
+    ok 2 $3.second
+ok $1 $3
+# syslet-init: $3 took 0.10s
+L
+}
+result() { # pass|fail
+	echo "# totals: (fake)"
+	echo "syslet-init: result $1"
+	echo "# syslet-init: powering off"
+	echo "[    9.000000] reboot: Power down"
+}
+log() { # NAME: writes stdin to $tmp/NAME.log, prints the path
+	cat >"$tmp/$1.log"
+	echo "$tmp/$1.log"
+}
+J=("$here/judge.sh")
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..2\n'
+	prog_pass 1 2 alpha
+	prog_pass 2 2 beta
+	result pass
+} | log all-pass)
+check "all pass" 0 "4 passed, 0 failed" "${J[@]}" "$f"
+
+check "all pass, CRLF console" 0 "4 passed, 0 failed" \
+	"${J[@]}" "$(sed 's/$/\r/' "$f" | log crlf)"
+
+check "all pass, no result line" 1 "4 passed, 1 failed" \
+	"${J[@]}" "$(grep -v 'syslet-init: result' "$f" | log no-result)"
+
+check "empty log" 1 "0 passed, 1 failed" "${J[@]}" "$(log empty </dev/null)"
+
+check "unreadable log" 2 "0 passed, 1 failed" "${J[@]}" "$tmp/does-not-exist.log"
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..2\n'
+	prog_pass 1 2 alpha
+	cat <<'L'
+# syslet-init: [2/2] beta: /bin/beta
+    TAP version 13
+    1..2
+    ok 1 beta.first
+    # beta.second: expected 1, got 2
+    not ok 2 beta.second
+not ok 2 beta # exit status 1; 1 failed
+L
+	result fail
+} | log one-fail)
+check "one leaf fails" 1 "3 passed, 1 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..1\n'
+	prog_pass 1 1 alpha
+	echo '[    5.100000] ------------[ cut here ]------------'
+	echo '[    5.100001] WARNING: CPU: 1 PID: 42 at kernel/syslet.c:100 syslet_run+0x1/0x2'
+	echo '[    5.100002] Call Trace:'
+	echo '[    5.100003]  <TASK>'
+	result pass
+} | log splat)
+check "kernel splat" 1 "2 passed, 1 failed" "${J[@]}" "$f"
+
+for s in 'BUG: KASAN: slab-use-after-free in syslet_exec+0x10/0x20' \
+	'BUG: sleeping function called from invalid context at mm/slub.c:4137' \
+	'WARNING: possible circular locking dependency detected' \
+	'INFO: task syslet-test:77 blocked for more than 120 seconds.' \
+	'Oops: general protection fault, probably for non-canonical address' \
+	'UBSAN: shift-out-of-bounds in kernel/syslet.c:12:3' \
+	'rcu: INFO: rcu_preempt detected stalls on CPUs/tasks:' \
+	'Kernel panic - not syncing: Attempted to kill init! exitcode=0x0000000b'; do
+	check "splat: ${s:0:40}" 1 "2 passed, 1 failed" "${J[@]}" "$({
+		boot
+		printf 'KTAP version 1\n1..1\n'
+		prog_pass 1 1 alpha
+		echo "[    6.000000] $s"
+		result pass
+	} | log splat-one)"
+done
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..1\n'
+	cat <<'L'
+# syslet-init: [1/1] alpha: /bin/alpha
+    TAP version 13
+    1..1
+    # WARNING: this is user space talking, not a kernel splat
+    # BUG: neither is this
+    ok 1 alpha.first
+ok 1 alpha
+L
+	result pass
+} | log user-warning)
+check "WARNING in program output is no splat" 0 "1 passed, 0 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..3\n'
+	prog_pass 1 3 alpha
+	cat <<'L'
+# syslet-init: [2/3] beta: /bin/beta
+    TAP version 13
+    1..4
+    ok 1 beta.first
+    ok 2 beta.second
+not ok 2 beta # 2 of 4 planned results missing
+L
+	result fail
+} | log missing)
+check "missing results vs plans" 1 "4 passed, 3 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..1\n'
+	cat <<'L'
+# syslet-init: [1/1] alpha: /bin/alpha
+    TAP version 13
+    1..2
+    ok 1 alpha.first
+    ok 2 alpha.second # SKIP syslets not supported
+not ok 1 alpha # 1 skipped
+L
+	result fail
+} | log skip)
+check "skip counts as failure" 1 "1 passed, 1 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..2\n'
+	echo '# syslet-init: [1/2] gone: /bin/gone'
+	echo 'not ok 1 gone # failed to start: /bin/gone: No such file or directory (os error 2); no results'
+	echo 'not ok 2 lonely # bad test line: expected name /path/to/prog [args...]'
+	result fail
+} | log no-leaves)
+check "top-level not ok without leaves" 1 "0 passed, 2 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..1\n'
+	cat <<'L'
+# syslet-init: [1/1] alpha: /bin/alpha
+    TAP version 13
+    ok 1 alpha.first
+not ok 1 alpha # timeout after 600s; killed by signal 9
+L
+	result fail
+} | log timeout)
+check "timeout after passing leaves" 1 "1 passed, 1 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
+	printf 'KTAP version 1\n1..2\n'
+	cat <<'L'
+# syslet-init: [1/2] alpha: /bin/alpha
+    TAP version 13
+    1..3
+    ok 1 alpha.first
+[    7.000000] Kernel panic - not syncing: Attempted to kill init! exitcode=0x00000009
+[    7.000001] Rebooting in -1 seconds..
+L
+} | log panic)
+# 1 pass; fails: 2 missing leaves, alpha unfinished, beta never ran,
+# no result line, the splat.
+check "kernel panic mid-run" 1 "1 passed, 6 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
+	echo 'syslet-init: error: /etc/syslet/tests: No such file or directory (os error 2)'
+	printf 'KTAP version 1\n1..0\n'
+	result fail
+} | log init-error)
+check "init error" 1 "0 passed, 1 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
+	echo '# syslet-init: running in /work: ./demo'
+	echo 'demo output'
+	echo 'syslet-init: exit status 0 after 1.00s'
+	result pass
+} | log demo)
+check "demo log without KTAP" 0 "1 passed, 0 failed" "${J[@]}" "$f"
+
+check "demo log, result fail" 1 "0 passed, 1 failed" \
+	"${J[@]}" "$(sed 's/result pass/result fail/' "$f" | log demo-fail)"
+
+# summarize.sh
+S=("$here/summarize.sh")
+echo "4 passed, 0 failed" >"$tmp/a.res"
+printf 'judge: x: detail\njudge: 2 passed, 0 failed\n' >"$tmp/b.res"
+echo "1 passed, 2 failed" >"$tmp/c.res"
+echo "0 passed, 0 failed" >"$tmp/d.res"
+echo "no verdict here" >"$tmp/e.res"
+check "summarize: all green" 0 "6 passed, 0 failed" "${S[@]}" "$tmp/a.res" "$tmp/b.res"
+check "summarize: one red" 1 "7 passed, 2 failed" "${S[@]}" "$tmp/a.res" "$tmp/b.res" "$tmp/c.res"
+check "summarize: nothing ran" 1 "4 passed, 1 failed" "${S[@]}" "$tmp/a.res" "$tmp/d.res"
+check "summarize: no verdict, missing file" 1 "4 passed, 2 failed" \
+	"${S[@]}" "$tmp/a.res" "$tmp/e.res" "$tmp/nope.res"
+
+echo "1..$n"
+echo "$pass passed, $fail failed"
+((fail == 0))
