@@ -139,7 +139,7 @@ guest-run: kernel initramfs
 test: kernel kernel-debug initramfs
 	$(Q)mkdir -p $(LOGS)
 	$(Q)rm -f $(LOGS)/*.result
-	$(Q)ci/host-checks.sh $(BUILD) > $(LOGS)/host.result || true
+	$(Q)KTREE=$(KTREE) ci/host-checks.sh $(BUILD) > $(LOGS)/host.result || true
 	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(BUILD)/initramfs-test.cpio \
 		-l $(LOGS)/test-normal.log -t $(TIMEOUT) -a "syslet.mode=test" || true
 	$(Q)qemu/judge.sh $(LOGS)/test-normal.log normal > $(LOGS)/normal.result || true
@@ -165,7 +165,7 @@ checkpatch: kernel-tree
 
 .PHONY: bindings
 bindings: headers
-	$(Q)ci/bindgen.sh $(TOOLS) $(HDR) abi-crate/syslet-sys/src/bindings.rs
+	$(Q)ci/bindgen.sh $(TOOLS) $(HDR)
 
 .PHONY: clean
 clean:

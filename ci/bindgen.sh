@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Regenerate the raw Rust bindings from the patched kernel's installed uapi
-# headers with bindgen (installed from crates.io into TOOLS on first use).
+# Regenerate (or, with --check, verify) the raw Rust bindings from the
+# patched kernel's installed uapi headers, with the bindgen CLI installed
+# from crates.io into TOOLS on first use.
 #
-# Usage: ci/bindgen.sh TOOLS HEADERS_INCLUDE OUTPUT.rs
+# Usage: ci/bindgen.sh [--check] TOOLS HEADERS_INCLUDE
 set -euo pipefail
-tools=$1 hdr=$2 out=$3
+check=()
+[ "${1:-}" = "--check" ] && { check=(--check); shift; }
+tools=$1 hdr=$2
 top=$(cd "$(dirname "$0")/.." && pwd)
-if [ ! -x "$tools/bin/bindgen" ]; then
-	echo "[bindgen] installing bindgen-cli into $tools" >&2
-	cargo install -q --locked --root "$tools" bindgen-cli@0.71.1 >&2
+version=0.73.2
+if ! "$tools/bin/bindgen" --version 2>/dev/null | grep -qx "bindgen $version"; then
+	echo "[bindgen] installing bindgen-cli $version into $tools" >&2
+	cargo install -q --locked --root "$tools" "bindgen-cli@$version" >&2
 fi
-PATH=$tools/bin:$PATH HDR=$hdr "$top/abi-crate/syslet-sys/gen.sh" "$hdr" "$out"
+BINDGEN=$tools/bin/bindgen "$top/abi-crate/syslet-sys/gen.sh" "${check[@]}" "$hdr"

@@ -99,8 +99,9 @@ BEGIN { reset(); name = "(before first program)"; topplan = -1; inprog = 0 }
 	gsub(/\r/, "")
 	line = $0
 }
-# Kernel splats, outside program output.
-line !~ /^    / && line ~ splat_re { splats++; say("splat: " line) }
+# Kernel splats: outside program output, or inside it where a kernel
+# message (printk timestamp) landed in the middle of a program line.
+line ~ splat_re && (line !~ /^    / || line ~ /\[ *[0-9]+\.[0-9]+\] /) { splats++; say("splat: " line) }
 # init result line (may share a console line with kernel output).
 line !~ /^    / && match(line, /syslet-init: result [a-z]+/) {
 	result = substr(line, RSTART + 20, RLENGTH - 20)

@@ -97,7 +97,11 @@ cmd=(
 
 mkdir -p "$(dirname -- "$log")"
 echo "[qemu] booting $kernel with $initrd (${QEMU_ACCEL:-tcg}, smp $smp, $mem, limit ${timeout_s}s), console log: $log"
-echo "[qemu] command:$(printf ' %q' "${cmd[@]}")"
+shown=''
+for a in "${cmd[@]}"; do
+	if [[ $a =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then shown+=" $a"; else shown+=" '${a//\'/\'\\\'\'}'"; fi
+done
+echo "[qemu] command:$shown"
 
 # QEMU puts a terminal on stdin into raw mode; put it back even if killed.
 stty_saved=

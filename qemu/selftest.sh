@@ -43,7 +43,8 @@ chmod 0644 "$out/nope"
 n=0 pass=0 fail=0
 # boot NAME WANT_RC WANT_JUDGE APPEND TIMEOUT MODE ARGS... ; then greps.
 # MODE/ARGS go to initramfs/mkextra.sh; "panic" packs the fake as /init.
-# Remaining expectations are read from the global array want_lines.
+# Remaining expectations: the global array want_lines (console lines) and
+# want_status (guest-status.sh's exit code; empty: not checked).
 boot() {
 	local name=$1 want_rc=$2 want_judge=$3 append=$4 limit=$5 mode=$6 rc=0 jrc=0 verdict why=''
 	shift 6
@@ -63,11 +64,19 @@ boot() {
 	"$here/judge.sh" "$dir/console.log" "$name" >"$dir/judge.out" 2>&1 || jrc=$?
 	verdict=$(tail -n 1 "$dir/judge.out")
 	[[ $rc == "$want_rc" ]] || why+=" run-qemu exit $rc (want $want_rc);"
+	if [[ $rc != "$want_rc" ]] && grep -q 'isa-debug-exit unreachable' "$dir/console.log"; then
+		why+=" init could not reach isa-debug-exit: kernel needs CONFIG_X86_IOPL_IOPERM=y;"
+	fi
 	[[ $verdict == "$want_judge" ]] || why+=" judge '$verdict' (want '$want_judge');"
 	if [[ $want_judge == *" 0 failed" && $want_judge != "0 passed"* ]]; then
 		((jrc == 0)) || why+=" judge exit $jrc (want 0);"
 	else
 		((jrc == 1)) || why+=" judge exit $jrc (want 1);"
+	fi
+	if [[ -n ${want_status-} ]]; then
+		local src=0
+		"$here/guest-status.sh" "$dir/console.log" >"$dir/status.out" 2>&1 || src=$?
+		[[ $src == "$want_status" ]] || why+=" guest-status exit $src (want $want_status);"
 	fi
 	local l
 	for l in "${want_lines[@]}"; do
@@ -87,9 +96,9 @@ boot() {
 }
 
 echo "KTAP version 1"
-echo "1..8"
+echo "1..9"
 
-want_lines=("    ok 2 fake.second" "ok 2 two" "syslet-init: result pass")
+want_lines=("    ok 2 fake.second" "ok 2 two" "syslet-init: result pass" "Brought up 1 node, 2 CPUs")
 boot all-pass 0 "4 passed, 0 failed" "syslet.mode=test" 120 \
 	test "one=$fake pass" "two=$fake pass"
 
@@ -103,22 +112,32 @@ want_lines=("not ok 1 hang # timeout after 3s; killed by signal 9" "syslet-init:
 boot per-test-timeout 7 "1 passed, 1 failed" "syslet.mode=test syslet.timeout=3" 120 \
 	test "hang=$fake hang"
 
+want_status=0
 want_lines=("arg[0]=<a b>" "arg[1]=<c>" "cwd=/work" "syslet-init: exit status 0")
 boot run-mode 0 "1 passed, 0 failed" "syslet.mode=run" 120 \
 	run "./ktap-fake echo 'a b' c" "$fake"
 
-want_lines=("syslet-init: exit status 4" "syslet-init: result fail")
-boot run-exit-status 3 "0 passed, 1 failed" "syslet.mode=run" 120 \
+# No syslet.mode=: init picks run mode because /etc/syslet/cmd exists.
+want_status=4
+want_lines=("# syslet-init: mode run" "syslet-init: exit status 4" "syslet-init: result fail")
+boot run-exit-status 3 "0 passed, 1 failed" "" 120 \
 	run "ktap-fake exit 4" "$fake"
+
+want_status=''
+want_lines=("# syslet-init: mode demo" "arg[0]=<x>" "cwd=/work" "syslet-init: result pass")
+boot demo-mode 0 "1 passed, 0 failed" "syslet.mode=demo" 120 \
+	demo "/work/ktap-fake echo x" "$fake"
 
 want_lines=("syslet.mode=bogus: unknown mode" "syslet-init: result fail")
 boot init-error 5 "0 passed, 1 failed" "syslet.mode=bogus" 120 \
 	run "./ktap-fake echo" "$fake"
 
+want_status=125
 want_lines=("# hanging now")
 boot wall-clock-timeout 124 "1 passed, 3 failed" "syslet.mode=test syslet.timeout=0" 20 \
 	test "hang=$fake hang"
 
+want_status=''
 want_lines=("Attempted to kill init")
 boot kernel-panic 2 "0 passed, 2 failed" "" 120 panic
 

@@ -2,7 +2,8 @@
 //!
 //! 1. `open -> read -> close` of a file (argument, default /proc/version),
 //!    printing every atom's result and the bytes read.
-//! 2. A loop reading the same file in 4 KiB steps: `read` stops the loop at
+//! 2. A loop reading a second file (default: this program's own binary) in
+//!    4 KiB steps: `read` stops the loop at
 //!    end of file and branches (`SKIP_TO_NEXT_ON_STOP`) to `close`; two
 //!    `umem_add` atoms count the steps and sum the bytes, and the last one
 //!    jumps back to `read`.
@@ -10,7 +11,7 @@
 //! Exits non-zero if the kernel has no syslets or anything goes wrong.
 //!
 //! ```text
-//! cargo run --example demo -- [PATH]
+//! cargo run --example demo -- [FILE [LOOP_FILE]]
 //! ```
 
 use std::ffi::CString;
@@ -20,14 +21,17 @@ use std::process::ExitCode;
 use syslet::{AtomFlags, AtomId, Chain};
 
 fn main() -> ExitCode {
-    let path = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "/proc/version".to_owned());
+    // demo [FILE [LOOP_FILE]]: FILE for the open -> read -> close chain,
+    // LOOP_FILE (default: this program's own binary, many 4 KiB blocks) for
+    // the loop.
+    let mut args = std::env::args().skip(1);
+    let path = args.next().unwrap_or_else(|| "/proc/version".to_owned());
+    let loop_path = args.next().unwrap_or_else(|| "/proc/self/exe".to_owned());
     if let Err(e) = syslet::check_supported() {
         eprintln!("demo: this kernel has no syslets: async_exec probe: {e}");
         return ExitCode::FAILURE;
     }
-    match open_read_close(&path).and_then(|()| read_loop(&path)) {
+    match open_read_close(&path).and_then(|()| read_loop(&loop_path)) {
         Ok(()) => {
             println!("demo: ok");
             ExitCode::SUCCESS

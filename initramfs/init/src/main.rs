@@ -24,8 +24,8 @@
 //!
 //! Exit-code map (QEMU's exit code; see [`sys`] for the mechanism):
 //! 0 = pass (reboot, which `-no-reboot` turns into exit 0; so does a
-//! kernel panic, hence the result line), 3 = a test failed / the command exited non-zero,
-//! 5 = init error (bad command line, missing file, failed mount, panic
+//! kernel panic, hence the result line), 3 = a test failed / the command
+//! exited non-zero, 5 = init error (bad command line, missing file, failed mount, panic
 //! caught in init), 7 = a program was killed by its timeout.
 //!
 //! init never exits and never panics out of `main`: a dead PID 1 is a

@@ -24,7 +24,7 @@
 //! reboots, hence QEMU's exit 0 alone never means pass.
 
 use std::fs::{self, OpenOptions};
-use std::io;
+use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
@@ -149,9 +149,20 @@ pub enum Off {
     PowerOff,
 }
 
+/// Waits until the console has sent everything written to stdout and
+/// stderr: a tty write only queues, and isa-debug-exit ends QEMU at once.
+pub fn drain_console() {
+    for fd in [1, 2] {
+        // SAFETY: tcdrain(3) only waits on the descriptor; on a non-tty
+        // it fails with ENOTTY, which is fine.
+        unsafe { libc::tcdrain(fd) };
+    }
+}
+
 /// Stops the machine as `how` says; never returns (parks if the kernel
 /// only halts).
 pub fn leave(how: Off) -> ! {
+    drain_console();
     let cmd = match how {
         Off::Reboot => libc::RB_AUTOBOOT,
         Off::PowerOff => libc::RB_POWER_OFF,
@@ -167,22 +178,37 @@ pub fn leave(how: Off) -> ! {
 
 /// Leaves QEMU with a non-zero code via isa-debug-exit, else [`leave`]s.
 pub fn debug_exit(value: ExitValue, how: Off) -> ! {
+    drain_console();
     // SAFETY: sync(2) takes no arguments.
     unsafe { libc::sync() };
     let v = value as u8;
     // SAFETY: ioperm(2) only changes this task's I/O bitmap. Only after it
     // granted access is `out` executed, so the instruction cannot fault;
     // an absent device ignores the write and we fall through.
-    unsafe {
+    let ioperm = unsafe {
         if libc::ioperm(DEBUG_EXIT_PORT.into(), 4, 1) == 0 {
             outb(DEBUG_EXIT_PORT, v);
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
-    }
+    };
     // Second way: /dev/port (CONFIG_DEVPORT).
-    if let Ok(f) = OpenOptions::new().write(true).open("/dev/port") {
-        let _ = f.write_at(&[v], DEBUG_EXIT_PORT.into());
-    }
+    let devport = OpenOptions::new()
+        .write(true)
+        .open("/dev/port")
+        .and_then(|f| f.write_at(&[v], DEBUG_EXIT_PORT.into()));
     std::thread::sleep(Duration::from_millis(100));
+    // Still here: no isa-debug-exit device, or no way to reach it.
+    let mut err = io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "# syslet-init: isa-debug-exit unreachable (ioperm: {}; /dev/port: {}): \
+         need CONFIG_X86_IOPL_IOPERM=y and -device isa-debug-exit; leaving with exit 0",
+        ioperm.err().map_or("ok".into(), |e| e.to_string()),
+        devport.err().map_or("ok".into(), |e| e.to_string()),
+    );
+    drop(err);
     leave(how)
 }
 
