@@ -15,6 +15,10 @@ pub static TESTS: &[Test] = &[
         run: supported,
     },
     Test {
+        name: "guest_is_smp",
+        run: guest_is_smp,
+    },
+    Test {
         name: "cached_open_read_close",
         run: cached_open_read_close,
     },
@@ -59,6 +63,19 @@ pub static TESTS: &[Test] = &[
         run: no_fd_leak,
     },
 ];
+
+/// The harness boots with `-smp 2`: the races the later issues test need
+/// two CPUs, so a guest that sees only one is a broken set-up.
+fn guest_is_smp() -> TestResult {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    diag!("{online} CPUs online");
+    ensure!(
+        online >= 2,
+        "guest sees {online} CPU(s), expected at least 2"
+    );
+    Ok(())
+}
 
 fn supported() -> TestResult {
     syslet::check_supported()
