@@ -52,6 +52,7 @@ help:
 	@echo "  make patches      regenerate kernel-patches/ from the work tree $(KTREE)"
 	@echo "  make bindings     regenerate abi-crate/syslet-sys/src/bindings.rs"
 	@echo "  make checkpatch   scripts/checkpatch.pl --strict over the series"
+	@echo "  make series-check build at every patch, and with CONFIG_SYSLET=n (slow)"
 	@echo "  make deps         install the Debian packages needed (as root)"
 	@echo "  make clean        remove $(BUILD)"
 	@echo
@@ -162,6 +163,10 @@ patches:
 .PHONY: checkpatch
 checkpatch: kernel-tree
 	$(Q)cd $(KTREE) && ./scripts/checkpatch.pl --strict --quiet $(CURDIR)/kernel-patches/0*.patch
+
+.PHONY: series-check
+series-check: kernel
+	$(Q)ci/series-check.sh $(KTREE) $(BUILD)/series-check $(KNORMAL)/.config
 
 .PHONY: bindings
 bindings: headers

@@ -17,6 +17,11 @@ git_k config "branch.$branch.description" >/dev/null || {
 rm -f "$out"/*.patch "$out"/series
 git_k format-patch -q --no-signature --zero-commit --cover-letter \
 	--cover-from-description=subject -o "$out" base..HEAD
+# Date the cover letter like the newest patch, so that regenerating an
+# unchanged series changes nothing.
+sed -i "s/^Date: .*/Date: $(git_k log -1 --format=%aD HEAD)/" "$out/0000-cover-letter.patch"
 # The series for `git am`/quilt: the cover letter carries no diff.
-(cd "$out" && ls -1 [0-9]*.patch | grep -v '^0000-cover-letter' > series)
+for p in "$out"/[0-9]*.patch; do
+	case ${p##*/} in 0000-cover-letter.patch) ;; *) echo "${p##*/}" ;; esac
+done > "$out/series"
 echo "[patches] $(grep -c . "$out/series") files in $out"

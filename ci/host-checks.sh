@@ -9,7 +9,7 @@
 set -uo pipefail
 build=$1
 top=$(cd "$(dirname "$0")/.." && pwd)
-cd "$top"
+cd "$top" || exit 1
 ktree=${KTREE:-$build/linux}
 logdir=$build/logs/host
 mkdir -p "$logdir"
