@@ -148,6 +148,20 @@ check "WARNING in program output is no splat" 0 "1 passed, 0 failed" "${J[@]}" "
 
 f=$({
 	boot
+	printf 'KTAP version 1\n1..1\n'
+	cat <<'L'
+# syslet-init: [1/1] alpha: /bin/alpha
+    TAP version 13
+    1..1
+    ok 1 alpha.fi[    3.141592] WARNING: CPU: 1 PID: 42 at kernel/syslet.c:1
+ok 1 alpha
+L
+	result pass
+} | log splat-in-program-line)
+check "kernel splat inside a program line" 1 "1 passed, 1 failed" "${J[@]}" "$f"
+
+f=$({
+	boot
 	printf 'KTAP version 1\n1..3\n'
 	prog_pass 1 3 alpha
 	cat <<'L'
