@@ -12,6 +12,8 @@ pub const SYSLET_STOP_MASK: u32 = 120;
 pub const SYSLET_SKIP_TO_NEXT_ON_STOP: u32 = 128;
 pub const __NR_async_exec: u32 = 500;
 pub const __NR_umem_add: u32 = 501;
+pub const __NR_async_wait: u32 = 502;
+pub const __NR_async_thread: u32 = 503;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct syslet_uatom {
