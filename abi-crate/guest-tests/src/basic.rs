@@ -47,7 +47,7 @@ pub static TESTS: &[Test] = &[
         run: atoms_in_read_only_memory,
     },
     Test {
-        name: "sync_nocomplete_async_flags_accepted",
+        name: "sync_nocomplete_flags_accepted",
         run: sync_nocomplete_async_accepted,
     },
     Test {
@@ -324,9 +324,7 @@ fn sync_nocomplete_async_accepted() -> TestResult {
     let cases = [
         AtomFlags::SYNC,
         AtomFlags::NO_COMPLETE,
-        AtomFlags::ASYNC,
         AtomFlags::SYNC | AtomFlags::NO_COMPLETE,
-        AtomFlags::ASYNC | AtomFlags::NO_COMPLETE,
         AtomFlags::ASYNC | AtomFlags::SYNC,
         AtomFlags::ASYNC | AtomFlags::SYNC | AtomFlags::NO_COMPLETE,
     ];

@@ -427,10 +427,9 @@ pub fn expect_final(got: io::Result<Option<NonNull<Atom>>>, want: *const Atom) -
             p.as_ptr(),
             want
         )),
-        Ok(None) => Err(
-            "async_exec returned NULL (went async): not expected before cachemiss support"
-                .to_owned(),
-        ),
+        Ok(None) => {
+            Err("async_exec returned NULL (went async): not expected of this syslet".to_owned())
+        }
         Err(e) => Err(format!("async_exec failed: {e}, expected atom {want:p}")),
     }
 }
