@@ -125,8 +125,11 @@ bitflags::bitflags! {
     ///  - `Documentation/userspace-api/syslet.rst` (kernel patch series)
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
     pub struct AtomFlags: c_ulong {
-        /// `SYSLET_ASYNC` — queue the syslet to a cachemiss thread at once.
-        /// (Until cachemiss support lands the kernel runs it synchronously.)
+        /// `SYSLET_ASYNC` — queue the syslet to a cachemiss thread at once
+        /// instead of running it in the caller (`async_exec` returns NULL
+        /// and the final atom shows up in the ring).  Checked at each atom
+        /// the caller itself runs; the kernel runs the chain in the caller
+        /// after all if no idle kernel spare thread can take it.
         #[doc(alias = "SYSLET_ASYNC")]
         const ASYNC = sys::SYSLET_ASYNC as c_ulong;
         /// `SYSLET_SYNC` — never go asynchronous, even if the atom blocks.
@@ -177,6 +180,12 @@ pub mod nr {
     /// `__NR_umem_add`
     #[doc(alias = "__NR_umem_add")]
     pub const UMEM_ADD: c_ulong = sys::__NR_umem_add as c_ulong;
+    /// `__NR_async_wait`
+    #[doc(alias = "__NR_async_wait")]
+    pub const ASYNC_WAIT: c_ulong = sys::__NR_async_wait as c_ulong;
+    /// `__NR_async_thread`
+    #[doc(alias = "__NR_async_thread")]
+    pub const ASYNC_THREAD: c_ulong = sys::__NR_async_thread as c_ulong;
 }
 
 // The named types must be the generated ones: checked at compile time for
@@ -317,6 +326,8 @@ mod tests {
     fn syscall_numbers() {
         assert_eq!(nr::ASYNC_EXEC, 500);
         assert_eq!(nr::UMEM_ADD, 501);
+        assert_eq!(nr::ASYNC_WAIT, 502);
+        assert_eq!(nr::ASYNC_THREAD, 503);
     }
 
     #[test]

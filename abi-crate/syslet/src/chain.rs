@@ -22,7 +22,8 @@ use core::mem::{self, size_of};
 use core::ptr::NonNull;
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use crate::abi::{Atom, AtomFlags};
 use crate::ring::Ring;
@@ -118,7 +119,16 @@ pub enum Fd<'a> {
     /// The descriptor returned by an [`open`](Chain::open) or
     /// [`openat`](Chain::openat) atom of the same chain (its result).
     Opened(AtomId),
+    /// A descriptor the chain holds (shared ownership), from
+    /// [`Chain::hold_fd`]: it stays open as long as the chain exists, which
+    /// is what a chain submitted to an [`AsyncRing`](crate::AsyncRing)
+    /// needs.
+    Held(HeldFd),
 }
+
+/// A descriptor held by a [`Chain`]: see [`Chain::hold_fd`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HeldFd(usize);
 
 impl<'a> From<BorrowedFd<'a>> for Fd<'a> {
     fn from(fd: BorrowedFd<'a>) -> Fd<'a> {
@@ -292,6 +302,17 @@ enum Next {
     To(usize),
 }
 
+/// How [`Chain::wire`] sets the atoms' `SYSLET_SYNC`/`SYSLET_ASYNC` flags.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wiring {
+    /// `SYSLET_SYNC` on every atom: [`Chain::run`].
+    Sync,
+    /// The atoms' own flags: may go asynchronous when an atom blocks.
+    Async,
+    /// As `Async`, plus `SYSLET_ASYNC` on the first atom.
+    Queue,
+}
+
 #[derive(Debug)]
 struct Spec {
     nr: u64,
@@ -314,10 +335,16 @@ struct Spec {
 /// earlier atom).  A chain can be run again; every run starts at the first
 /// atom and starts with every result cell reset to [`NOT_RUN`].
 ///
-/// Every atom gets `SYSLET_SYNC`, so a conforming kernel never takes a
-/// chain asynchronous: when `run` returns, the kernel no longer uses any of
-/// the chain's memory.  `'a` is the lifetime of borrowed buffers, paths and
-/// descriptors.
+/// For `run`, every atom gets `SYSLET_SYNC`, so a conforming kernel never
+/// takes the chain asynchronous: when `run` returns, the kernel no longer
+/// uses any of the chain's memory.  `'a` is the lifetime of borrowed
+/// buffers, paths and descriptors.
+///
+/// To let the chain go asynchronous when an atom blocks (or to queue it to
+/// a kernel thread at once), hand a `Chain<'static>` (owned buffers and
+/// paths, [held](Self::hold_fd) descriptors) to an
+/// [`AsyncRing`](crate::AsyncRing): it keeps the chain until the kernel is
+/// done with it and gives it back in a [`Completion`](crate::Completion).
 ///
 /// ```no_run
 /// use syslet::{AtomFlags, Chain};
@@ -350,8 +377,11 @@ pub struct Chain<'a> {
     stats: Vec<libc::stat>,
     /// Addresses of `storage` entries, then of `stats` slots; by `wire`.
     ptr_cells: Vec<u64>,
+    /// Descriptors the chain holds ([`Chain::hold_fd`]).
+    held: Vec<Arc<OwnedFd>>,
     ring: Ring,
-    poisoned: bool,
+    /// Why the chain may not run again, if it may not.
+    poisoned: Option<&'static str>,
     _borrows: PhantomData<&'a mut [u8]>,
 }
 
@@ -384,8 +414,9 @@ impl<'a> Chain<'a> {
             storage: Vec::new(),
             stats: Vec::new(),
             ptr_cells: Vec::new(),
+            held: Vec::new(),
             ring: Ring::new(1).expect("a one-slot ring is valid"),
-            poisoned: false,
+            poisoned: None,
             _borrows: PhantomData,
         }
     }
@@ -436,6 +467,14 @@ impl<'a> Chain<'a> {
         match fd {
             Fd::Cwd => self.cell(libc::AT_FDCWD as i64 as u64),
             Fd::Borrowed(fd) => self.cell(fd.as_raw_fd() as i64 as u64),
+            Fd::Held(HeldFd(k)) => {
+                let fd = self
+                    .held
+                    .get(k)
+                    .expect("HeldFd is not a descriptor of this chain")
+                    .as_raw_fd();
+                self.cell(fd as i64 as u64)
+            }
             Fd::Opened(id) => {
                 let i = self.check_atom(id);
                 assert!(
@@ -691,6 +730,29 @@ impl<'a> Chain<'a> {
         Counter(self.counters.len() - 1)
     }
 
+    /// Hold `fd` (shared ownership) for as long as the chain exists, and
+    /// return it as an [`Fd`] argument for the chain's atoms.
+    ///
+    /// A chain submitted to an [`AsyncRing`](crate::AsyncRing) must be a
+    /// `Chain<'static>`, so it cannot borrow a descriptor; holding one keeps
+    /// it open until the chain is dropped, which is after the kernel is done
+    /// with the chain.  Pass an `OwnedFd` or an `Arc<OwnedFd>` (keep a clone
+    /// to use the descriptor meanwhile).
+    ///
+    /// ```no_run
+    /// # use std::sync::Arc;
+    /// # use syslet::Chain;
+    /// let file = Arc::new(std::os::fd::OwnedFd::from(std::fs::File::open("/etc/hostname")?));
+    /// let mut chain: Chain<'static> = Chain::new();
+    /// let fd = chain.hold_fd(file.clone());
+    /// chain.read(fd, vec![0u8; 64]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn hold_fd(&mut self, fd: impl Into<Arc<OwnedFd>>) -> Fd<'a> {
+        self.held.push(fd.into());
+        Fd::Held(HeldFd(self.held.len() - 1))
+    }
+
     /// The current value of `counter`.
     ///
     /// # Panics
@@ -747,7 +809,7 @@ impl<'a> Chain<'a> {
     ///
     /// As [`run`](Self::run), except the kernel's errors.
     pub fn prepare(&mut self) -> io::Result<&[Atom]> {
-        self.wire()?;
+        self.wire(Wiring::Sync)?;
         Ok(&self.atoms)
     }
 
@@ -767,11 +829,13 @@ impl<'a> Chain<'a> {
     ///    [`is_supported`](crate::is_supported)).
     ///  - `EFAULT`, `EINVAL`: from the kernel (cannot happen with a
     ///    well-formed chain).
-    ///  - `Unsupported`: the syslet went asynchronous (`async_exec` returned
-    ///    NULL).  A kernel following the v3 contract never does this to a
-    ///    chain whose atoms all have `SYSLET_SYNC`; if it does anyway, the
-    ///    chain's own memory is leaked (the kernel may still write it) and
-    ///    the chain refuses to run again.
+    ///  - `Unsupported`: the chain cannot run again (a buffer was
+    ///    [taken](Self::take_buffer) out of it), or the syslet went
+    ///    asynchronous (`async_exec` returned NULL).  A kernel following the
+    ///    v3 contract never does the latter to a chain whose atoms all have
+    ///    `SYSLET_SYNC`; if it does anyway, the chain's own memory is leaked
+    ///    (the kernel may still write it) and the chain refuses to run
+    ///    again.
     ///  - `InvalidData`: the kernel returned an atom outside the chain.
     ///
     /// # References
@@ -789,9 +853,9 @@ impl<'a> Chain<'a> {
                 self.leak();
                 Err(io::Error::new(
                     io::ErrorKind::Unsupported,
-                    "the syslet went asynchronous (async_exec returned NULL); \
-                     asynchronous completion is not supported until cachemiss \
-                     threads land",
+                    "the syslet went asynchronous (async_exec returned NULL) \
+                     although every atom has SYSLET_SYNC; its memory is leaked \
+                     (submit chains to an AsyncRing to run them asynchronously)",
                 ))
             }
         }
@@ -844,6 +908,29 @@ impl<'a> Chain<'a> {
         self.storage.get_mut(k).and_then(Storage::bytes_mut)
     }
 
+    /// Take the owned buffer of a `read`/`pread`/`write`/`pwrite` atom out
+    /// of the chain (an empty one is left in its place); `None` if the atom
+    /// has no buffer or a borrowed one.
+    ///
+    /// Afterwards the chain refuses to run again (its atom's length is that
+    /// of the buffer taken): take the buffers once you are done with the
+    /// chain, e.g. from a [`Completion`](crate::Completion).
+    ///
+    /// # Panics
+    ///
+    /// If `id` is not an atom of this chain.
+    pub fn take_buffer(&mut self, id: AtomId) -> Option<Vec<u8>> {
+        let i = self.check_atom(id);
+        let k = self.specs[i].buf?;
+        match self.storage.get_mut(k)? {
+            Storage::Owned(v) => {
+                self.poisoned = Some("a buffer was taken out of this chain: it cannot run again");
+                Some(mem::take(v))
+            }
+            _ => None,
+        }
+    }
+
     /// The bytes a `read`/`pread` atom read in the last run: the first
     /// `result` bytes of its buffer, if it ran and succeeded.
     ///
@@ -876,12 +963,9 @@ impl<'a> Chain<'a> {
     ///
     /// The pointers stay valid until the next `&mut self` method: nothing is
     /// pushed, moved or freed in between.
-    pub(crate) fn wire(&mut self) -> io::Result<()> {
-        if self.poisoned {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "this chain went asynchronous once and cannot be run again",
-            ));
+    pub(crate) fn wire(&mut self, mode: Wiring) -> io::Result<()> {
+        if let Some(why) = self.poisoned {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, why));
         }
         let n = self.specs.len();
         let last = match self.specs.last() {
@@ -892,6 +976,18 @@ impl<'a> Chain<'a> {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "the last atom has SKIP_TO_NEXT_ON_STOP: atom + 1 would be outside the chain",
+            ));
+        }
+        if mode != Wiring::Sync
+            && self
+                .specs
+                .iter()
+                .any(|s| s.flags.contains(AtomFlags::NO_COMPLETE))
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an asynchronous chain cannot have SYSLET_NO_COMPLETE atoms: \
+                 without its completion nobody knows when the kernel is done with it",
             ));
         }
 
@@ -934,7 +1030,13 @@ impl<'a> Chain<'a> {
 
         for (i, spec) in self.specs.iter().enumerate() {
             let mut a = Atom::new(spec.nr as c_ulong);
-            a.flags = (spec.flags | AtomFlags::SYNC).bits();
+            a.flags = match mode {
+                Wiring::Sync => spec.flags | AtomFlags::SYNC,
+                Wiring::Async => spec.flags,
+                Wiring::Queue if i == 0 => spec.flags | AtomFlags::ASYNC,
+                Wiring::Queue => spec.flags,
+            }
+            .bits();
             if spec.keep_result {
                 a.ret_ptr = (results + i * w) as *mut c_long;
             }
@@ -973,8 +1075,17 @@ impl<'a> Chain<'a> {
         &mut self.ring
     }
 
+    /// The address range of the wired atoms (base, length in bytes): where
+    /// the kernel's final-atom pointers must fall.
+    pub(crate) fn atoms_span(&self) -> (usize, usize) {
+        (
+            self.atoms.as_ptr() as usize,
+            self.atoms.len() * size_of::<Atom>(),
+        )
+    }
+
     /// Map an atom address the kernel returned back to its id.
-    fn index_of(&self, atom: NonNull<Atom>) -> Option<AtomId> {
+    pub(crate) fn index_of(&self, atom: NonNull<Atom>) -> Option<AtomId> {
         let base = self.atoms.as_ptr() as usize;
         let off = (atom.as_ptr() as usize).checked_sub(base)?;
         let i = off / size_of::<Atom>();
@@ -983,7 +1094,7 @@ impl<'a> Chain<'a> {
 
     /// The kernel may still use everything the chain owns: never free it.
     fn leak(&mut self) {
-        self.poisoned = true;
+        self.poisoned = Some("this chain went asynchronous once and cannot be run again");
         mem::forget(mem::take(&mut self.atoms));
         mem::forget(mem::take(&mut self.results));
         mem::forget(mem::take(&mut self.cells));
@@ -991,6 +1102,7 @@ impl<'a> Chain<'a> {
         mem::forget(mem::take(&mut self.ptr_cells));
         mem::forget(mem::take(&mut self.storage));
         mem::forget(mem::take(&mut self.stats));
+        mem::forget(mem::take(&mut self.held));
         let ring = Ring::new(1).expect("a one-slot ring is valid");
         mem::forget(mem::replace(&mut self.ring, ring));
     }
@@ -1022,16 +1134,21 @@ impl AtomMut<'_, '_> {
     }
 
     /// Add `flags` (`SYSLET_STOP_ON_*`, `SYSLET_SKIP_TO_NEXT_ON_STOP`,
-    /// `SYSLET_NO_COMPLETE`).  `SYSLET_SYNC` is always set on a chain's atoms.
+    /// `SYSLET_SYNC`, `SYSLET_NO_COMPLETE`).  [`Chain::run`] sets
+    /// `SYSLET_SYNC` on every atom; on an [`AsyncRing`](crate::AsyncRing)
+    /// `SYSLET_SYNC` keeps just this atom from going asynchronous, and
+    /// `SYSLET_NO_COMPLETE` is refused.
     ///
     /// # Panics
     ///
-    /// If `flags` contains [`AtomFlags::ASYNC`]: a safe chain never goes
-    /// asynchronous (use the raw [`async_exec`](crate::async_exec) for that).
+    /// If `flags` contains [`AtomFlags::ASYNC`]: that is not a property of
+    /// an atom here but of a submission:
+    /// [`AsyncRing::queue`](crate::AsyncRing::queue) sets it on the first
+    /// atom.
     pub fn flags(mut self, flags: AtomFlags) -> Self {
         assert!(
             !flags.contains(AtomFlags::ASYNC),
-            "a Chain never goes asynchronous: SYSLET_ASYNC is refused"
+            "SYSLET_ASYNC is not an atom flag of a Chain: use AsyncRing::queue"
         );
         self.spec().flags |= flags;
         self
@@ -1073,6 +1190,11 @@ impl From<AtomMut<'_, '_>> for AtomId {
 
 #[cfg(test)]
 impl Chain<'_> {
+    /// The atoms as the last `wire` left them.
+    pub(crate) fn wired_atoms(&self) -> &[Atom] {
+        &self.atoms
+    }
+
     /// What the kernel would read through argument pointer `p`: found by
     /// address among the chain's cells (no raw dereference).
     fn deref_arg(&self, p: *const c_ulong) -> Option<u64> {

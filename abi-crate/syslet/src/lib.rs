@@ -12,16 +12,24 @@
 //!  - the raw ABI: [`Atom`] (`struct syslet_uatom`), [`AsyncHead`]
 //!    (`struct async_head_user`), [`AtomFlags`] (`SYSLET_*`), the system call
 //!    numbers in [`nr`], and the system calls [`async_exec`] (`unsafe`: the
-//!    one submission point) and [`umem_add`];
+//!    one submission point), [`async_wait`], [`async_thread`] (`unsafe`) and
+//!    [`umem_add`]; [`Ring`] owns a completion ring (head and slots) and
+//!    follows its protocol;
 //!  - the safe layer: [`Chain`] owns its atoms, argument cells, result cells,
 //!    counters and buffers (or borrows them for its lifetime), has typed
-//!    builders for common system calls, and runs with [`Chain::run`].
-//!    [`Ring`] owns a completion ring.
+//!    builders for common system calls, and runs synchronously with
+//!    [`Chain::run`].  [`AsyncRing`] runs `Chain<'static>`s asynchronously:
+//!    a submission either completes at once ([`Submitted::Done`]) or, when
+//!    an atom blocks, returns a [`Ticket`] while the chain goes on in a
+//!    kernel thread; its [`Completion`] (the chain and its results) is
+//!    reaped from the ring later, with or without waiting.
 //!
-//! The kernel side currently implements synchronous syslets only: every
-//! syslet runs to its end in the caller and `async_exec` returns the final
-//! atom.  Asynchronous completion (cachemiss threads, `async_wait`) and
-//! threadlets come later.
+//! Asynchronous syslets ("cachemiss"): when an atom blocks, the kernel hands
+//! the caller's user context — and its identity: thread ID, TLS, signal
+//! mask — to a spare thread, which returns from `async_exec` at once with
+//! NULL; the blocked atom and the rest of the chain finish in the original
+//! kernel thread, which then posts the final atom to the completion ring.
+//! Threadlets come later.
 //!
 //! [`is_supported`] tells whether the running kernel has syslets; on other
 //! kernels every call fails with `ENOSYS`.
@@ -53,12 +61,16 @@
 compile_error!("syslet: only x86_64 Linux is supported");
 
 mod abi;
+// One `unsafe` block: the asynchronous `async_exec` call.
+#[allow(unsafe_code)]
+mod async_ring;
 mod chain;
 mod ring;
 #[allow(unsafe_code)]
 mod sys_call;
 
 pub use abi::{nr, AsyncHead, Atom, AtomFlags};
-pub use chain::{Arg, AtomId, AtomMut, Buf, BufMut, CPath, Chain, Counter, Fd, NOT_RUN};
+pub use async_ring::{AsyncRing, Completion, Submitted, Ticket};
+pub use chain::{Arg, AtomId, AtomMut, Buf, BufMut, CPath, Chain, Counter, Fd, HeldFd, NOT_RUN};
 pub use ring::{Ring, MAX_RING_BYTES};
-pub use sys_call::{async_exec, check_supported, is_supported, umem_add};
+pub use sys_call::{async_exec, async_thread, async_wait, check_supported, is_supported, umem_add};

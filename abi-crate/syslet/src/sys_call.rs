@@ -1,16 +1,19 @@
-//! The only module with `unsafe` code: the system calls themselves.
+//! The module with most of the crate's `unsafe` code: the system calls
+//! themselves and the thread entry for the fallbacks.
 //!
 //! Everything the kernel is handed goes through [`raw_syscall`]; every
-//! return value is converted to `io::Result` by [`cvt`].
+//! return value is converted to `io::Result` by [`cvt`].  (The one other
+//! `unsafe` block is the asynchronous submission in `async_ring.rs`.)
 
-use core::arch::asm;
+use core::arch::{asm, global_asm};
 use core::ffi::{c_long, c_ulong};
 use core::ptr::{self, NonNull};
 use core::sync::atomic::{AtomicU8, Ordering};
 use std::io;
+use std::sync::OnceLock;
 
 use crate::abi::{nr, AsyncHead, Atom};
-use crate::chain::{Arg, AtomMut, Chain};
+use crate::chain::{Arg, AtomMut, Chain, Wiring};
 
 /// The kernel's convention: `-4095..=-1` is `-errno`, anything else a value.
 /// The one place where system call results become `io::Result`.
@@ -22,24 +25,26 @@ pub(crate) fn cvt(ret: i64) -> io::Result<i64> {
     }
 }
 
-/// `syscall(nr, a0, a1)` on x86-64, returning the kernel's raw value.
+/// `syscall(nr, a0, a1, a2)` on x86-64, returning the kernel's raw value.
 ///
 /// # Safety
 ///
-/// Whatever system call `nr` does with `a0` and `a1` must be sound: every
+/// Whatever system call `nr` does with its arguments must be sound: every
 /// pointer among them must be valid for the accesses that call makes, for
 /// as long as it makes them.
-unsafe fn raw_syscall(nr: c_ulong, a0: usize, a1: usize) -> c_long {
+unsafe fn raw_syscall(nr: c_ulong, a0: usize, a1: usize, a2: usize) -> c_long {
     let ret: c_long;
     // SAFETY: the x86-64 `syscall` convention: number in rax, arguments in
-    // rdi and rsi, result in rax; rcx and r11 are clobbered, the stack is not
-    // touched.  Memory effects are the caller's contract (no `nomem`).
+    // rdi, rsi and rdx, result in rax; rcx and r11 are clobbered, the stack
+    // is not touched.  Memory effects are the caller's contract (no
+    // `nomem`).
     unsafe {
         asm!(
             "syscall",
             inlateout("rax") nr as c_long => ret,
             in("rdi") a0,
             in("rsi") a1,
+            in("rdx") a2,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -52,8 +57,12 @@ unsafe fn raw_syscall(nr: c_ulong, a0: usize, a1: usize) -> c_long {
 ///
 /// Returns `Ok(Some(final_atom))` if the whole syslet completed in the
 /// caller ("cached"): the atom that ended it.  `Ok(None)` means it went
-/// asynchronous; its final atom will appear in `ahu`'s completion ring (the
-/// current kernel never does this: every syslet completes synchronously).
+/// asynchronous: an atom blocked (or one had `SYSLET_ASYNC`), another
+/// thread took over the caller's user context and identity and returned
+/// here at once, and the chain goes on in a kernel thread; its final atom
+/// will appear in `ahu`'s completion ring unless it has
+/// `SYSLET_NO_COMPLETE`.  [`AsyncRing`](crate::AsyncRing) is the safe way
+/// to do this.
 ///
 /// # Errors
 ///
@@ -69,16 +78,25 @@ unsafe fn raw_syscall(nr: c_ulong, a0: usize, a1: usize) -> c_long {
 /// # Safety
 ///
 /// For the whole call — and, if it returns `Ok(None)`, until the final atom
-/// has been taken from the ring — the kernel may read every atom reachable
+/// has been taken from the ring (forever if the syslet can end without a
+/// completion: `SYSLET_NO_COMPLETE`) — the kernel may read every atom reachable
 /// from `atom` (through `next`, and `atom + 1` where
 /// `SYSLET_SKIP_TO_NEXT_ON_STOP` is set) and every argument cell they point
 /// at, and may write every `ret_ptr` and whatever memory the atoms' system
 /// calls write (buffers, `struct stat`, counters of `umem_add`, ...).  All of
 /// that memory must stay allocated, and must not be accessed by Rust code in
 /// a way that conflicts with those reads and writes, until then.  `ahu` must
-/// describe a ring that stays valid just as long.  The atoms' system calls
-/// must themselves be sound to make from this thread (e.g. no `munmap` of
-/// memory Rust still uses, no `close` of a descriptor someone else owns).
+/// describe a ring that stays valid just as long; after a syslet went
+/// asynchronous the head itself must stay allocated, with valid fallbacks,
+/// even after its completion was taken (the kernel advances
+/// `kernel_ring_idx` and reads `head_eip`/`head_stack` just after posting).
+/// The fallbacks in `ahu` must be 0 or a user entry point that is sound to
+/// start with no TLS and all registers zero on that stack (the crate's:
+/// [`Ring::set_user_threads`](crate::Ring::set_user_threads)).  The
+/// atoms' system calls must themselves be sound to make from this thread
+/// or, once the syslet went asynchronous, from another thread of the
+/// process (e.g. no `munmap` of memory Rust still uses, no `close` of a
+/// descriptor someone else owns).
 /// Pointers the kernel rejects (NULL, unmapped, kernel addresses) are not
 /// unsound: they give `EFAULT`.
 ///
@@ -90,7 +108,7 @@ pub unsafe fn async_exec(
     ahu: *mut AsyncHead,
 ) -> io::Result<Option<NonNull<Atom>>> {
     // SAFETY: the caller's contract above is exactly what the kernel needs.
-    let ret = unsafe { raw_syscall(nr::ASYNC_EXEC, atom as usize, ahu as usize) };
+    let ret = unsafe { raw_syscall(nr::ASYNC_EXEC, atom as usize, ahu as usize, 0) };
     cvt(ret).map(|p| NonNull::new(p as usize as *mut Atom))
 }
 
@@ -120,8 +138,192 @@ pub unsafe fn async_exec(
 #[doc(alias = "sys_umem_add")]
 pub unsafe fn umem_add(uptr: *mut c_ulong, inc: c_ulong) -> io::Result<c_ulong> {
     // SAFETY: the caller guarantees `uptr` may be written.
-    let ret = unsafe { raw_syscall(nr::UMEM_ADD, uptr as usize, inc as usize) };
+    let ret = unsafe { raw_syscall(nr::UMEM_ADD, uptr as usize, inc as usize, 0) };
     cvt(ret).map(|v| v as c_ulong)
+}
+
+/// `async_wait(min_wait_events, user_ring_idx, ahu)` — wait until at least
+/// `min_wait_events` completions are in the ring, counting from slot
+/// `user_ring_idx`.
+///
+/// Returns the number of consecutive completions (non-NULL slots) from
+/// `user_ring_idx` on, at least `min_wait_events`; 0 for
+/// `min_wait_events` 0 on an empty ring, which returns at once.  The call
+/// also wakes kernel threads that wait for a free slot of a full ring, so
+/// call it (with 0) after freeing slots to let them post at once (they look
+/// again every 20 ms anyway).
+///
+/// This is safe: the kernel only reads the head and the slot array, and
+/// rejects pointers that are not user memory.  It does not take the
+/// completions: that is [`Ring::pop`](crate::Ring::pop).
+///
+/// # Errors
+///
+///  - `EINTR`: a signal came in (its handler has run).
+///  - `EINVAL`: a bad ring, `user_ring_idx` outside it, or
+///    `min_wait_events` larger than the ring.
+///  - `EFAULT`: the head or the ring is unreadable.
+///  - `ENOSYS`: the kernel has no syslets.
+///
+/// # References
+///  - `Documentation/userspace-api/syslet.rst` (kernel patch series)
+#[doc(alias = "sys_async_wait")]
+pub fn async_wait(
+    min_wait_events: usize,
+    user_ring_idx: usize,
+    ahu: *const AsyncHead,
+) -> io::Result<usize> {
+    // SAFETY: async_wait only reads user memory (the head and the slots)
+    // through the kernel's checked accessors: whatever `ahu` is, it cannot
+    // break a Rust invariant.
+    let ret = unsafe { raw_syscall(nr::ASYNC_WAIT, min_wait_events, user_ring_idx, ahu as usize) };
+    cvt(ret).map(|n| n as usize)
+}
+
+/// `async_thread()` — offer the calling thread to the kernel as a spare
+/// cachemiss thread of its process.
+///
+/// The thread parks in the kernel.  When an `async_exec` caller blocks in
+/// an atom, the kernel may pick this thread to take over the caller's user
+/// context and identity: then this thread's own user context is discarded
+/// and it returns, with 0, *as that caller* (from its `async_exec`).  So
+/// this call returns to its own caller only with an error.  The crate's
+/// fallback entry
+/// ([`Ring::set_user_threads`](crate::Ring::set_user_threads)) calls it
+/// in a loop; there is little reason to call it from Rust code.
+///
+/// # Errors
+///
+///  - `EINTR`: a signal handler had to run (call again to park again).
+///  - `ENOMEM`: no memory for the kernel's bookkeeping.
+///  - `ENOSYS`: the kernel has no syslets.
+///
+/// # Safety
+///
+/// If the thread is picked, its stack is abandoned without unwinding, and
+/// the thread itself ends: it goes on as another thread, and its own
+/// thread ID goes to the kernel thread that finishes the blocked syslet.
+/// Nothing may depend on the frames below this call ever running again or
+/// being dropped: no pinned or borrowed stack data others use, no locks or
+/// `RefCell` borrows held, no scoped-thread guard; and whoever joins this
+/// thread must not expect its closure to return.
+///
+/// # References
+///  - `Documentation/userspace-api/syslet.rst` (kernel patch series)
+#[doc(alias = "sys_async_thread")]
+pub unsafe fn async_thread() -> io::Result<()> {
+    // SAFETY: no arguments; the caller accepts that this context may be
+    // discarded (the `# Safety` above).
+    let ret = unsafe { raw_syscall(nr::ASYNC_THREAD, 0, 0, 0) };
+    cvt(ret).map(drop)
+}
+
+// ---- the fallback entry ----------------------------------------------------
+
+/// The signal mask the fallback entry installs: every signal (the kernel
+/// keeps SIGKILL and SIGSTOP deliverable).
+static ALL_SIGNALS: u64 = !0;
+
+// The numbers the entry's assembly spells out.
+const _: () = {
+    assert!(nr::ASYNC_THREAD == 503);
+    assert!(libc::SYS_rt_sigprocmask == 14);
+    assert!(libc::SYS_exit == 60);
+    assert!(libc::SIG_SETMASK == 2);
+    assert!(libc::EINTR == 4);
+};
+
+// The entry point for threads the kernel sends to `head_eip` or
+// `new_thread_eip`.  They arrive with every general register zero, FS and
+// GS base 0 (no TLS), the FPU reset, the signal mask of the head (head_eip)
+// or an empty one (new_thread_eip), and rsp = the stack value given.  The
+// code touches neither the stack nor TLS, so any number of threads may
+// share one stack value:
+//
+//   rt_sigprocmask(SIG_SETMASK, &ALL_SIGNALS, NULL, 8);   // nothing can
+//                                                         // interrupt us
+//   while (async_thread() == -EINTR)                      // park as a
+//           ;                                             // spare
+//   exit(0);                                              // only on errors
+//
+// A thread parked in async_thread() that the kernel picks to take over a
+// blocked head returns to user space as that head, with the head's
+// registers, TLS and signal mask: this code never sees it again.
+global_asm!(
+    ".pushsection .text.__syslet_0_1_user_thread_entry,\"ax\",@progbits",
+    ".globl __syslet_0_1_user_thread_entry",
+    ".hidden __syslet_0_1_user_thread_entry",
+    ".type __syslet_0_1_user_thread_entry,@function",
+    ".p2align 4",
+    "__syslet_0_1_user_thread_entry:",
+    "mov eax, 14",
+    "mov edi, 2",
+    "lea rsi, [rip + {mask}]",
+    "xor edx, edx",
+    "mov r10d, 8",
+    "syscall",
+    "2:",
+    "mov eax, 503",
+    "syscall",
+    "cmp rax, -4",
+    "je 2b",
+    "mov eax, 60",
+    "xor edi, edi",
+    "syscall",
+    "ud2",
+    ".size __syslet_0_1_user_thread_entry, . - __syslet_0_1_user_thread_entry",
+    ".popsection",
+    mask = sym ALL_SIGNALS,
+);
+
+extern "C" {
+    /// Defined by the `global_asm!` above; never called from Rust.
+    fn __syslet_0_1_user_thread_entry();
+}
+
+/// Size of the fallback stack (plus one guard page below it).
+const FALLBACK_STACK: usize = 64 << 10;
+
+/// The crate's fallback entry and stack value: `(eip, stack)` for the
+/// head's and the new threads' fallbacks.
+///
+/// The entry uses no stack, but the kernel would build a signal frame there
+/// if a signal were delivered before the entry's first instruction blocks
+/// them all, so the stack is real: one process-wide mapping of 64 KiB above
+/// a guard page, mapped at the first call and never unmapped (threads the
+/// kernel created may go there at any later time).  The value is its top
+/// minus 8, as if a call had pushed a return address (SysV ABI at a
+/// function's entry).
+pub(crate) fn user_thread_entry() -> io::Result<(usize, usize)> {
+    static STACK: OnceLock<usize> = OnceLock::new();
+    let eip = __syslet_0_1_user_thread_entry as *const () as usize;
+    if let Some(&sp) = STACK.get() {
+        return Ok((eip, sp));
+    }
+    let page = 4096;
+    let len = FALLBACK_STACK + page;
+    // SAFETY: a fresh private anonymous mapping at an address of the
+    // kernel's choosing overlaps no memory Rust uses.
+    let base = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
+            0,
+        )
+    };
+    if base == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the lowest page of the mapping just made, used by nothing.
+    if unsafe { libc::mprotect(base, page, libc::PROT_NONE) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let top = base as usize + len;
+    // Two racing first calls: one mapping wins, the other stays unused.
+    Ok((eip, *STACK.get_or_init(|| top - 8)))
 }
 
 /// Probe the kernel: `async_exec(NULL, NULL)` must fail with `EFAULT`.
@@ -185,9 +387,12 @@ impl<'a> Chain<'a> {
     /// sound.  In particular every pointer passed must stay valid for what
     /// the call does with it for as long as the chain can run, and the call
     /// must not unmap, free or overwrite memory Rust uses (including the
-    /// chain's own), nor close descriptors owned elsewhere.  Calls refused in
-    /// atoms (`fork`, `execve`, `exit`, `async_exec`, ...) just fail with
-    /// `EINVAL`.
+    /// chain's own), nor close descriptors owned elsewhere.  A chain
+    /// submitted to an [`AsyncRing`](crate::AsyncRing) can run for as long
+    /// as it is in flight, in another thread of the process, while the
+    /// submitter goes on: the pointers must stay valid, and the call sound,
+    /// for that long too.  Calls refused in atoms (`fork`, `execve`, `exit`,
+    /// `async_exec`, ...) just fail with `EINVAL`.
     ///
     /// # Panics
     ///
@@ -199,7 +404,7 @@ impl<'a> Chain<'a> {
 
     /// Wire the chain and call `async_exec` on it.
     pub(crate) fn submit(&mut self) -> io::Result<Option<NonNull<Atom>>> {
-        self.wire()?;
+        self.wire(Wiring::Sync)?;
         let atoms = self.atoms_ptr();
         let ring = self.ring_mut().as_mut_ptr();
         // SAFETY: `wire` just pointed every atom at memory the chain owns

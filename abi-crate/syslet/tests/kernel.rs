@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::ptr;
 
-use syslet::{AsyncHead, Atom, AtomFlags, Chain, Ring};
+use syslet::{AsyncHead, AsyncRing, Atom, AtomFlags, Chain, Ring, Submitted};
 
 /// Return early (test passes) on a kernel without syslets.
 macro_rules! require_syslets {
@@ -127,4 +127,37 @@ fn raw_bad_ring() {
         Some(&atom as *const Atom)
     );
     assert_eq!(ret, i64::from(std::process::id()));
+}
+
+#[test]
+fn async_ring_without_syslets_fails_with_enosys() {
+    if syslet::is_supported() {
+        return;
+    }
+    let mut ring = AsyncRing::new(4).unwrap();
+    let mut c = Chain::new();
+    c.getpid();
+    let e = ring.submit(c).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSYS));
+    assert_eq!(ring.in_flight(), 0);
+    assert!(ring.try_reap().unwrap().is_none());
+}
+
+#[test]
+fn async_ring_cached_chain_is_done() {
+    require_syslets!();
+    let mut ring = AsyncRing::new(4).unwrap();
+    let mut c = Chain::new();
+    let g = c.getpid().id();
+    match ring.submit(c).unwrap() {
+        Submitted::Done(done) => {
+            assert_eq!(done.final_atom(), g);
+            assert_eq!(
+                done.result(g).unwrap().unwrap(),
+                i64::from(std::process::id())
+            );
+        }
+        Submitted::Pending(t) => panic!("getpid went asynchronous ({t})"),
+    }
+    assert_eq!(ring.in_flight(), 0);
 }
