@@ -5,13 +5,15 @@
 //! passed.  A kernel without syslets fails (it is never a skip).
 //!
 //! ```text
-//! syslet-guest-tests [--list] [--no-fork] [--timeout SECS] [FILTER...]
+//! syslet-guest-tests [--list] [--no-fork] [--timeout SECS] [--repeat N] [FILTER...]
 //! ```
 //!
-//! FILTERs select tests whose name contains any of them.  Each test runs in
+//! FILTERs select tests whose name contains any of them (e.g. `cachemiss`).  Each test runs in
 //! a forked child with a timeout (default 60 s), so a crash or a hang is
-//! that test's failure, not the run's; `--no-fork` runs them in-process
-//! (for debugging).
+//! that test's failure, not the run's (the tasks of a test process that
+//! timed out are listed as diagnostics); `--no-fork` runs them in-process
+//! (for debugging); `--repeat N` runs each selected test N times (for
+//! flaky ones).
 //!
 //! To add tests: add a function `fn() -> TestResult` to the module of its
 //! area (or a new module) and list it in that module's `TESTS` table; the
@@ -21,6 +23,7 @@ mod harness;
 
 mod bad_input;
 mod basic;
+mod cachemiss;
 mod control;
 mod loops;
 mod seccomp;
@@ -41,6 +44,7 @@ fn all_tests() -> Vec<&'static Test> {
         bad_input::TESTS,
         signals::TESTS,
         seccomp::TESTS,
+        cachemiss::TESTS,
     ]
     .iter()
     .flat_map(|t| t.iter())
@@ -51,6 +55,7 @@ struct Options {
     list: bool,
     fork: bool,
     timeout: Duration,
+    repeat: usize,
     filters: Vec<String>,
 }
 
@@ -59,6 +64,7 @@ fn parse_args() -> Result<Options, String> {
         list: false,
         fork: true,
         timeout: Duration::from_secs(60),
+        repeat: 1,
         filters: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -71,9 +77,13 @@ fn parse_args() -> Result<Options, String> {
                 let s: u64 = v.parse().map_err(|_| format!("bad --timeout {v}"))?;
                 o.timeout = Duration::from_secs(s);
             }
+            "--repeat" => {
+                let v = args.next().ok_or("--repeat needs a value")?;
+                o.repeat = v.parse().map_err(|_| format!("bad --repeat {v}"))?;
+            }
             "-h" | "--help" => {
                 return Err(
-                    "usage: syslet-guest-tests [--list] [--no-fork] [--timeout SECS] [FILTER...]"
+                    "usage: syslet-guest-tests [--list] [--no-fork] [--timeout SECS] [--repeat N] [FILTER...]"
                         .to_owned(),
                 )
             }
@@ -95,6 +105,7 @@ fn main() -> ExitCode {
     let tests: Vec<&Test> = all_tests()
         .into_iter()
         .filter(|t| opts.filters.is_empty() || opts.filters.iter().any(|f| t.name.contains(f)))
+        .flat_map(|t| std::iter::repeat(t).take(opts.repeat))
         .collect();
     if opts.list {
         for t in &tests {
@@ -215,6 +226,7 @@ fn run_forked(t: &Test, timeout: Duration) -> TestResult {
         }
     }
     if timed_out {
+        show_tasks(child);
         harness::kill_and_reap(child);
         return Err(format!("timed out after {} s", timeout.as_secs()));
     }
@@ -234,6 +246,35 @@ fn run_forked(t: &Test, timeout: Duration) -> TestResult {
             harness::show_status(status)
         )),
         m => Err(m.to_owned()),
+    }
+}
+
+/// KTAP diagnostics: what each task of a hung test process is doing.
+fn show_tasks(pid: libc::pid_t) {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let p = e.path();
+        let read = |f: &str| std::fs::read_to_string(p.join(f)).unwrap_or_default();
+        let status = read("status");
+        let state = status
+            .lines()
+            .filter(|l| {
+                ["State:", "SigPnd:", "ShdPnd:", "SigBlk:"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .map(|l| l.replace('\t', " "))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let syscall = read("syscall");
+        let nr = syscall.split_whitespace().next().unwrap_or("?");
+        println!(
+            "# task {}: {state}, syscall {nr}, wchan {}",
+            e.file_name().to_string_lossy(),
+            read("wchan").trim()
+        );
     }
 }
 
