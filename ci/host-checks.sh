@@ -35,7 +35,11 @@ checkpatch() {
 	local p out=0
 	for p in kernel-patches/0*.patch; do
 		case $p in *cover-letter*) continue ;; esac
-		(cd "$ktree" && ./scripts/checkpatch.pl --strict --quiet --no-summary "$top/$p") || out=1
+		# FILE_PATH_CHANGES fires for every new file of a patch that does
+		# not touch MAINTAINERS; the series' SYSLETS entry covers
+		# tools/testing/selftests/syslet/ as a whole.
+		(cd "$ktree" && ./scripts/checkpatch.pl --strict --quiet --no-summary \
+			--ignore FILE_PATH_CHANGES "$top/$p") || out=1
 	done
 	return $out
 }
