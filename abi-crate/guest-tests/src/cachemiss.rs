@@ -680,8 +680,10 @@ fn zero_config_parks() -> TestResult {
             task_syscalls()?,
             task_syscalls()?
                 .iter()
-                .map(|(t, _)| fs::read_to_string(format!("/proc/self/task/{t}/wchan"))
-                    .unwrap_or_default())
+                .map(
+                    |(t, _)| fs::read_to_string(format!("/proc/self/task/{t}/wchan"))
+                        .unwrap_or_default()
+                )
                 .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(2));
