@@ -14,6 +14,8 @@ pub const __NR_async_exec: u32 = 500;
 pub const __NR_umem_add: u32 = 501;
 pub const __NR_async_wait: u32 = 502;
 pub const __NR_async_thread: u32 = 503;
+pub const __NR_threadlet_on: u32 = 504;
+pub const __NR_threadlet_off: u32 = 505;
 #[repr(C)]
 #[derive(Debug, Copy, Clone)]
 pub struct syslet_uatom {
