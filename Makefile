@@ -31,6 +31,7 @@ TOOLS      := $(BUILD)/tools
 LOGS       := $(BUILD)/logs
 SELFTEST   := $(BUILD)/selftests/syslet_test
 CACHEMISS  := $(BUILD)/selftests/cachemiss_test
+THREADLET  := $(BUILD)/selftests/threadlet_test
 FRAG_BASE  := qemu/kconfig/base.config
 FRAG_DEBUG := qemu/kconfig/debug.config
 GEN_CPIO   := $(TOOLS)/gen_init_cpio
@@ -108,10 +109,12 @@ guest-programs: headers
 		-o $(SELFTEST) $(KTREE)/tools/testing/selftests/syslet/syslet_test.c
 	$(Q)gcc -static -O2 -Wall -Werror -I$(HDR) -I$(KTREE)/tools/testing/selftests \
 		-o $(CACHEMISS) $(KTREE)/tools/testing/selftests/syslet/cachemiss_test.c -lpthread
+	$(Q)gcc -static -O2 -Wall -Werror -I$(HDR) -I$(KTREE)/tools/testing/selftests \
+		-o $(THREADLET) $(KTREE)/tools/testing/selftests/syslet/threadlet_test.c -lpthread
 
 INITRD_ENV = GEN_INIT_CPIO=$(GEN_CPIO) INIT=$(GUEST_BIN)/init \
 	GUEST_TESTS=$(GUEST_BIN)/syslet-guest-tests SELFTEST=$(SELFTEST) \
-	CACHEMISS_TEST=$(CACHEMISS) \
+	CACHEMISS_TEST=$(CACHEMISS) THREADLET_TEST=$(THREADLET) \
 	DEMO=$(GUEST_BIN)/examples/demo
 
 .PHONY: initramfs
