@@ -88,7 +88,7 @@ pub static TESTS: &[Test] = &[
 
 // ---- helpers ---------------------------------------------------------------
 
-static ALARMS: AtomicU32 = AtomicU32::new(0);
+pub(crate) static ALARMS: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn on_alarm(_sig: libc::c_int) {
     // No TLS, no allocation: fine on any thread, even one without TLS.
@@ -98,10 +98,10 @@ extern "C" fn on_alarm(_sig: libc::c_int) {
 /// SIGALRM after `ms` milliseconds, with a handler and no SA_RESTART, so
 /// that a blocking submission or `reap` comes back instead of hanging.
 /// Disarmed on drop.
-struct Watchdog;
+pub(crate) struct Watchdog;
 
 impl Watchdog {
-    fn arm(ms: i64) -> Result<Watchdog, String> {
+    pub(crate) fn arm(ms: i64) -> Result<Watchdog, String> {
         ALARMS.store(0, Ordering::SeqCst);
         // SAFETY: `sigaction` is plain data; all-zero is a valid start.
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -141,7 +141,7 @@ fn set_timer(ms: i64) -> TestResult {
 }
 
 /// The kernel's thread ID of the caller (never cached).
-fn gettid() -> i64 {
+pub(crate) fn gettid() -> i64 {
     // SAFETY: no arguments, no memory.
     unsafe { libc::syscall(libc::SYS_gettid) }
 }
@@ -191,7 +191,7 @@ fn poll_reap(ring: &mut AsyncRing, timeout: Duration) -> Result<Completion, Stri
 
 /// Each task of this process: its TID and the number of the system call
 /// it is blocked in (`None`: running, or not in a system call).
-fn task_syscalls() -> Result<Vec<(u32, Option<i64>)>, String> {
+pub(crate) fn task_syscalls() -> Result<Vec<(u32, Option<i64>)>, String> {
     let mut out = Vec::new();
     for e in fs::read_dir("/proc/self/task").ctx("read /proc/self/task")? {
         let e = e.ctx("/proc/self/task entry")?;
@@ -209,7 +209,7 @@ fn task_syscalls() -> Result<Vec<(u32, Option<i64>)>, String> {
 }
 
 /// The blocked-signal mask of task `tid` (`SigBlk` in its status).
-fn sigblk(tid: u32) -> Result<u64, String> {
+pub(crate) fn sigblk(tid: u32) -> Result<u64, String> {
     let s = fs::read_to_string(format!("/proc/self/task/{tid}/status"))
         .ctx(&format!("status of task {tid}"))?;
     let line = s
@@ -243,7 +243,7 @@ fn wait_for_tasks_in(nr: i64, timeout: Duration) -> Result<Vec<u32>, String> {
     }
 }
 
-fn tasks_in(nr: i64) -> Result<Vec<u32>, String> {
+pub(crate) fn tasks_in(nr: i64) -> Result<Vec<u32>, String> {
     Ok(task_syscalls()?
         .into_iter()
         .filter(|(_, n)| *n == Some(nr))

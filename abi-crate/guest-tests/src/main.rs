@@ -8,7 +8,8 @@
 //! syslet-guest-tests [--list] [--no-fork] [--timeout SECS] [--repeat N] [FILTER...]
 //! ```
 //!
-//! FILTERs select tests whose name contains any of them (e.g. `cachemiss`).  Each test runs in
+//! FILTERs select tests whose name contains any of them (e.g. `cachemiss`,
+//! `threadlet`).  Each test runs in
 //! a forked child with a timeout (default 60 s), so a crash or a hang is
 //! that test's failure, not the run's (the tasks of a test process that
 //! timed out are listed as diagnostics); `--no-fork` runs them in-process
@@ -28,6 +29,7 @@ mod control;
 mod loops;
 mod seccomp;
 mod signals;
+mod threadlets;
 
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
@@ -45,6 +47,7 @@ fn all_tests() -> Vec<&'static Test> {
         signals::TESTS,
         seccomp::TESTS,
         cachemiss::TESTS,
+        threadlets::TESTS,
     ]
     .iter()
     .flat_map(|t| t.iter())

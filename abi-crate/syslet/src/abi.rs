@@ -186,6 +186,12 @@ pub mod nr {
     /// `__NR_async_thread`
     #[doc(alias = "__NR_async_thread")]
     pub const ASYNC_THREAD: c_ulong = sys::__NR_async_thread as c_ulong;
+    /// `__NR_threadlet_on`
+    #[doc(alias = "__NR_threadlet_on")]
+    pub const THREADLET_ON: c_ulong = sys::__NR_threadlet_on as c_ulong;
+    /// `__NR_threadlet_off`
+    #[doc(alias = "__NR_threadlet_off")]
+    pub const THREADLET_OFF: c_ulong = sys::__NR_threadlet_off as c_ulong;
 }
 
 // The named types must be the generated ones: checked at compile time for
@@ -328,6 +334,8 @@ mod tests {
         assert_eq!(nr::UMEM_ADD, 501);
         assert_eq!(nr::ASYNC_WAIT, 502);
         assert_eq!(nr::ASYNC_THREAD, 503);
+        assert_eq!(nr::THREADLET_ON, 504);
+        assert_eq!(nr::THREADLET_OFF, 505);
     }
 
     #[test]

@@ -12,9 +12,10 @@
 //!  - the raw ABI: [`Atom`] (`struct syslet_uatom`), [`AsyncHead`]
 //!    (`struct async_head_user`), [`AtomFlags`] (`SYSLET_*`), the system call
 //!    numbers in [`nr`], and the system calls [`async_exec`] (`unsafe`: the
-//!    one submission point), [`async_wait`], [`async_thread`] (`unsafe`) and
-//!    [`umem_add`]; [`Ring`] owns a completion ring (head and slots) and
-//!    follows its protocol;
+//!    one submission point), [`async_wait`], [`async_thread`] (`unsafe`),
+//!    [`umem_add`] and [`threadlet_on`] / [`threadlet_off`] (`unsafe`);
+//!    [`Ring`] owns a completion ring (head and slots) and follows its
+//!    protocol;
 //!  - the safe layer: [`Chain`] owns its atoms, argument cells, result cells,
 //!    counters and buffers (or borrows them for its lifetime), has typed
 //!    builders for common system calls, and runs synchronously with
@@ -29,7 +30,15 @@
 //! mask — to a spare thread, which returns from `async_exec` at once with
 //! NULL; the blocked atom and the rest of the chain finish in the original
 //! kernel thread, which then posts the final atom to the completion ring.
-//! Threadlets come later.
+//!
+//! Threadlets: [`Threadlets::run`] runs a closure on a pooled stack as a
+//! plain function call; if it blocks anywhere (a system call, a page
+//! fault), a spare thread takes over the caller, which gets
+//! [`Outcome::Pending`] at once while the closure goes on in a thread of
+//! its own ([`Handle::join`] waits for it).  Underneath are the raw
+//! [`threadlet_on`] / [`threadlet_off`] system calls, the assembly helpers
+//! [`threadlet_exec`] / [`threadlet_complete`] (also exported to C by the
+//! `syslet-c` library) and the spare threads of [`start_spares`].
 //!
 //! [`is_supported`] tells whether the running kernel has syslets; on other
 //! kernels every call fails with `ENOSYS`.
@@ -68,9 +77,23 @@ mod chain;
 mod ring;
 #[allow(unsafe_code)]
 mod sys_call;
+// The result cell, the stacks and the one `threadlet_exec` call.
+#[allow(unsafe_code)]
+mod threadlet;
+// The assembly helpers and the spare threads.
+#[allow(unsafe_code)]
+mod threadlet_sys;
 
 pub use abi::{nr, AsyncHead, Atom, AtomFlags};
 pub use async_ring::{AsyncRing, Completion, Submitted, Ticket};
 pub use chain::{Arg, AtomId, AtomMut, Buf, BufMut, CPath, Chain, Counter, Fd, HeldFd, NOT_RUN};
 pub use ring::{Ring, MAX_RING_BYTES};
-pub use sys_call::{async_exec, async_thread, async_wait, check_supported, is_supported, umem_add};
+pub use sys_call::{
+    async_exec, async_thread, async_wait, check_supported, is_supported, threadlet_off,
+    threadlet_on, umem_add,
+};
+pub use threadlet::{Builder, Handle, Outcome, Threadlets, DEFAULT_SPARES, DEFAULT_STACK_SIZE};
+pub use threadlet_sys::{
+    idle_spares, spares_started, start_spares, threadlet_complete, threadlet_exec,
+    STACK_WORD_OFFSET, THREADLET_ASYNC, THREADLET_DONE,
+};

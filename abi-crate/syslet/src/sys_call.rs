@@ -8,7 +8,7 @@
 use core::arch::{asm, global_asm};
 use core::ffi::{c_long, c_ulong};
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::io;
 use std::sync::OnceLock;
 
@@ -218,11 +218,140 @@ pub unsafe fn async_thread() -> io::Result<()> {
     cvt(ret).map(drop)
 }
 
+/// `threadlet_on(restore_stack, restore_ip, ahu)` — arm the calling thread
+/// as a threadlet.
+///
+/// From this call until [`threadlet_off`], whenever the thread blocks — in
+/// a system call, a page fault, on a lock — and a thread parked in
+/// [`async_thread`] is idle, that thread takes over the caller's identity
+/// (thread ID, signal mask and pending signals, FPU state, TLS, rseq, robust
+/// list) and returns to user space at `restore_ip` with `rsp` =
+/// `restore_stack`, `rflags` = IF and every other general register zero.
+/// The blocked thread goes on with what it was doing, in a thread of its
+/// own: with the spare's former thread ID, TLS, rseq area, robust list and
+/// `clear_child_tid`, and its own signal mask.  If no spare is idle, a
+/// block just blocks.
+///
+/// [`threadlet_exec`](crate::threadlet_exec) is the user-space helper built
+/// on this call; there is little reason to call it directly.
+///
+/// # Errors
+///
+///  - `EINVAL`: `restore_ip` or `restore_stack` is 0 or not a user address.
+///  - `EFAULT`: `ahu` is not NULL and not readable (it is otherwise unused:
+///    pass NULL).
+///  - `EBUSY`: the thread is a threadlet already (armed, or went
+///    asynchronous and has not called `threadlet_off()` yet).
+///  - `ENOMEM`: no memory for the kernel's bookkeeping.
+///  - `ENOSYS`: the kernel has no threadlets.
+///
+/// # Safety
+///
+/// Until `threadlet_off()`, any instruction of this thread that blocks may
+/// turn into a jump of *another* thread to `restore_ip` on
+/// `restore_stack`, while this thread goes on where it was.  So:
+/// `restore_ip` must be code that is sound to enter that way (all general
+/// registers zero, the caller's FS base and FPU state), `restore_stack`
+/// must be a stack that code may use, and from this call on the caller's
+/// own code must not touch that stack (nor anything the code at
+/// `restore_ip` goes on to use) again, since both threads would.  The code
+/// that runs armed must also accept to go on in another thread with
+/// another TLS at any point where it can block.
+///
+/// # References
+///  - `Documentation/userspace-api/syslet.rst` (kernel patch series)
+///  - the project's ABI contract, `v3-abi.md`, B.2
+#[doc(alias = "sys_threadlet_on")]
+pub unsafe fn threadlet_on(
+    restore_stack: usize,
+    restore_ip: usize,
+    ahu: *const AsyncHead,
+) -> io::Result<()> {
+    // SAFETY: the caller's contract above is what the kernel needs.
+    let ret = unsafe { raw_syscall(nr::THREADLET_ON, restore_stack, restore_ip, ahu as usize) };
+    cvt(ret).map(drop)
+}
+
+/// `threadlet_off()` — disarm the calling threadlet.
+///
+/// Returns `Ok(false)` if the thread never blocked while armed (it is still
+/// the caller of `threadlet_on`, "the head"), `Ok(true)` if it blocked and
+/// a spare took over its head: it now runs as a thread of its own, with
+/// that spare's former thread ID and TLS.
+///
+/// # Errors
+///
+///  - `EINVAL`: the thread is not a threadlet.
+///  - `ENOSYS`: the kernel has no threadlets.
+///
+/// # Safety
+///
+/// [`threadlet_exec`](crate::threadlet_exec) disarms its threadlets itself
+/// (through [`threadlet_complete`](crate::threadlet_complete) or after the
+/// function returned): calling this inside such a function ends the
+/// threadlet early, so the rest of the function may no longer go
+/// asynchronous, and only the TLS tells `threadlet_exec` then which
+/// thread it is.  Outside of it, the caller of [`threadlet_on`] must know
+/// what to do with a thread that reports `true`: it has a TLS that is not
+/// its own and must never return to frames of the head's stack.
+///
+/// # References
+///  - `Documentation/userspace-api/syslet.rst` (kernel patch series)
+///  - the project's ABI contract, `v3-abi.md`, B.2
+#[doc(alias = "sys_threadlet_off")]
+pub unsafe fn threadlet_off() -> io::Result<bool> {
+    // SAFETY: no arguments; the caller's contract covers what disarming
+    // means for the code that runs next.
+    let ret = unsafe { raw_syscall(nr::THREADLET_OFF, 0, 0, 0) };
+    cvt(ret).map(|r| r == 1)
+}
+
+/// `futex(word, FUTEX_WAIT[_PRIVATE], expected, NULL)`: sleep while `word`
+/// holds `expected`.  Returns at once if it does not; may return early
+/// (signals, spurious wakeups): callers loop.
+pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, private: bool) {
+    let op = libc::FUTEX_WAIT | if private { libc::FUTEX_PRIVATE_FLAG } else { 0 };
+    let ret: c_long;
+    // SAFETY: FUTEX_WAIT only reads the word, which `&AtomicU32` keeps
+    // valid during the call; timeout (r10) NULL means no timeout.
+    unsafe {
+        asm!(
+            "syscall",
+            inlateout("rax") libc::SYS_futex => ret,
+            in("rdi") word.as_ptr(),
+            in("rsi") op,
+            in("rdx") expected,
+            in("r10") 0usize,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    let _ = ret;
+}
+
+/// `futex(word, FUTEX_WAKE[_PRIVATE], INT_MAX)`: wake every waiter.  The
+/// word may be freed by a woken waiter before this runs: it is only an
+/// address here.
+pub(crate) fn futex_wake(word: *const AtomicU32, private: bool) {
+    let op = libc::FUTEX_WAKE | if private { libc::FUTEX_PRIVATE_FLAG } else { 0 };
+    // SAFETY: FUTEX_WAKE does not access the word's memory, it only hashes
+    // its address (a stale one wakes nobody, or someone who rechecks).
+    unsafe {
+        raw_syscall(
+            libc::SYS_futex as c_ulong,
+            word as usize,
+            op as usize,
+            i32::MAX as usize,
+        )
+    };
+}
+
 // ---- the fallback entry ----------------------------------------------------
 
 /// The signal mask the fallback entry installs: every signal (the kernel
 /// keeps SIGKILL and SIGSTOP deliverable).
-static ALL_SIGNALS: u64 = !0;
+pub(crate) static ALL_SIGNALS: u64 = !0;
 
 // The numbers the entry's assembly spells out.
 const _: () = {
