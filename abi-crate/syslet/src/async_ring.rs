@@ -192,10 +192,11 @@ struct InFlight {
 /// ```compile_fail
 /// fn shared<T: Sync>(_: &T) {}
 /// shared(&syslet::AsyncRing::new(8).unwrap());
-/// ```  A ring may
-/// have more syslets in flight than slots: a kernel thread whose completion
-/// finds the ring full waits for a free slot (woken by reaping, or within
-/// 20 ms), so no completion is lost.
+/// ```
+///
+/// A ring may have more syslets in flight than slots: a kernel thread
+/// whose completion finds the ring full waits for a free slot (woken by
+/// reaping, or within 20 ms), so no completion is lost.
 ///
 /// # Where finished threads go
 ///
