@@ -217,6 +217,24 @@ fn wait_tasks(n: usize, timeout: Duration) -> Result<(), String> {
     }
 }
 
+/// Whether `sched_getcpu()` (glibc reads it from the thread's rseq area)
+/// agrees with the CPU `/proc/thread-self/stat` shows; a few tries, as the
+/// thread may migrate between the reads.
+fn getcpu_consistent() -> bool {
+    (0..50).any(|_| {
+        // SAFETY: no preconditions.
+        let a = unsafe { libc::sched_getcpu() };
+        let stat = fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+        let cpu = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(36))
+            .and_then(|c| c.parse::<i32>().ok());
+        // SAFETY: no preconditions.
+        let b = unsafe { libc::sched_getcpu() };
+        a >= 0 && a == b && cpu == Some(a)
+    })
+}
+
 /// `syslet.inflight=N` from the kernel command line, if given.
 fn inflight_param() -> Option<usize> {
     let c = fs::read_to_string("/proc/cmdline").ok()?;
@@ -551,6 +569,7 @@ fn identity_rounds(rt: &Threadlets, who: &str) -> TestResult {
                     gettid(),
                     std::thread::current().id(),
                     std::thread::current().name().map(str::to_owned),
+                    getcpu_consistent(),
                 );
                 (before, data.map_err(|e| e.to_string()), after)
             })?,
@@ -577,6 +596,10 @@ fn identity_rounds(rt: &Threadlets, who: &str) -> TestResult {
             mask,
             "{who} round {round}: signal mask"
         );
+        ensure!(
+            getcpu_consistent(),
+            "{who} round {round}: sched_getcpu() disagrees with /proc after the handoff"
+        );
         write_raw(w.as_raw_fd(), b"id");
         let (before, data, after) = joined(h.join(), "join")?;
         ensure_eq!(data?, b"id".to_vec());
@@ -599,6 +622,10 @@ fn identity_rounds(rt: &Threadlets, who: &str) -> TestResult {
             "{who} round {round}: still the caller's std thread after the block"
         );
         ensure_eq!(after.2.as_deref(), Some("threadlet-spare"));
+        ensure!(
+            after.3,
+            "{who} round {round}: sched_getcpu() in the closure after the block disagrees with /proc"
+        );
         ensure_eq!(gettid(), tid, "{who} round {round}: gettid after join");
     }
     Ok(())

@@ -1,9 +1,12 @@
 //! The module with most of the crate's `unsafe` code: the system calls
-//! themselves and the thread entry for the fallbacks.
+//! themselves, the futex calls and the thread entry for the fallbacks.
 //!
-//! Everything the kernel is handed goes through [`raw_syscall`]; every
-//! return value is converted to `io::Result` by [`cvt`].  (The one other
-//! `unsafe` block is the asynchronous submission in `async_ring.rs`.)
+//! Everything the kernel is handed goes through [`raw_syscall`] (the
+//! futex waits through their own four-argument `asm!`); every return value
+//! is converted to `io::Result` by [`cvt`].  The other `unsafe` code is the
+//! asynchronous submission in `async_ring.rs`, the threadlet assembly and
+//! spares in `threadlet_sys.rs`, and the result cell, stacks and the
+//! `threadlet_exec` call of `threadlet.rs`.
 
 use core::arch::{asm, global_asm};
 use core::ffi::{c_long, c_ulong};
