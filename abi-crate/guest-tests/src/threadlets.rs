@@ -64,6 +64,18 @@ pub static TESTS: &[Test] = &[
         run: page_fault_async,
     },
     Test {
+        name: "threadlet_signal_handler_blocks_in_the_closure",
+        run: handler_blocks,
+    },
+    Test {
+        name: "threadlet_caller_mask_after_a_handoff_in_a_handler",
+        run: handler_mask,
+    },
+    Test {
+        name: "threadlet_backtrace_ends_at_threadlet_exec",
+        run: backtrace_ends,
+    },
+    Test {
         name: "threadlet_nesting_and_spares_refused_inside",
         run: nesting_refused,
     },
@@ -826,6 +838,143 @@ fn page_fault_async() -> TestResult {
     ensure_eq!(t, tid);
     // SAFETY: our mapping; the closures that used it have ended.
     unsafe { libc::munmap(map, len) };
+    Ok(())
+}
+
+static HANDLER_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+static HANDLED: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn on_usr1(_sig: libc::c_int) {
+    let mut b = [0u8; 1];
+    // SAFETY: read() is async-signal-safe; the buffer is valid.
+    let n = unsafe { libc::read(HANDLER_FD.load(Ordering::SeqCst), b.as_mut_ptr().cast(), 1) };
+    if n == 1 {
+        HANDLED.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// SIGUSR1 runs `on_usr1`, which reads one byte of `fd`.
+fn handle_usr1(fd: i32) -> TestResult {
+    HANDLER_FD.store(fd, Ordering::SeqCst);
+    HANDLED.store(0, Ordering::SeqCst);
+    // SAFETY: `sigaction` is plain data; the handler only calls read().
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr1 as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        ensure!(
+            libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()) == 0,
+            "sigaction: {}",
+            io::Error::last_os_error()
+        );
+    }
+    Ok(())
+}
+
+/// Run a closure that sends itself SIGUSR1, whose handler reads an empty
+/// pipe: the handoff happens inside the handler.  Returns the caller's
+/// TID and the closure's TIDs before and after.
+fn block_in_handler(rt: &Threadlets, w: &OwnedFd) -> Result<(i64, i64, i64, u32), String> {
+    let tid = gettid();
+    let h = expect_pending(
+        run(rt, move || {
+            let me = gettid();
+            // SAFETY: a signal to this very thread.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), me, libc::SIGUSR1) };
+            (me, gettid(), HANDLED.load(Ordering::SeqCst))
+        })?,
+        "a handler that reads an empty pipe",
+    )?;
+    ensure_eq!(gettid(), tid);
+    ensure_eq!(
+        HANDLED.load(Ordering::SeqCst),
+        0,
+        "handled before the write"
+    );
+    write_raw(w.as_raw_fd(), b"1");
+    let (before, after, handled) = joined(h.join(), "join")?;
+    Ok((tid, before, after, handled))
+}
+
+/// A signal handler that runs in the armed closure (on the threadlet
+/// stack) and blocks there: the caller goes on, the handler and then the
+/// closure finish in the closure's own thread.
+fn handler_blocks() -> TestResult {
+    let _dog = Watchdog::arm(20_000)?;
+    let (r, w) = pipe()?;
+    handle_usr1(r.as_raw_fd())?;
+    let rt = runtime(1)?;
+    let (tid, before, after, handled) = block_in_handler(&rt, &w)?;
+    ensure_eq!(before, tid, "the closure before the signal");
+    ensure!(after != tid, "the closure went on under the caller's TID");
+    ensure_eq!(handled, 1, "the handler ran to its end in the closure");
+    ensure_eq!(gettid(), tid);
+    Ok(())
+}
+
+/// After a handoff inside a signal handler, the caller goes on with the
+/// signal mask it had, not with the handler's (which blocks the signal
+/// being handled, and is only undone by the handler's sigreturn in the
+/// closure's thread): a signal sent to the caller afterwards is handled.
+fn handler_mask() -> TestResult {
+    let _dog = Watchdog::arm(20_000)?;
+    let (r, w) = pipe()?;
+    handle_usr1(r.as_raw_fd())?;
+    let rt = runtime(1)?;
+    let tid = gettid() as u32;
+    let mask = sigblk(tid)?;
+    block_in_handler(&rt, &w)?;
+    let now = sigblk(tid)?;
+    write_raw(w.as_raw_fd(), b"2");
+    // SAFETY: a signal to this thread.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGUSR1) };
+    ensure_eq!(
+        now,
+        mask,
+        "the caller's signal mask (SigBlk) after the handoff in the handler"
+    );
+    ensure_eq!(HANDLED.load(Ordering::SeqCst), 2, "the caller's handler");
+    Ok(())
+}
+
+/// The unwind information of `threadlet_exec` ends a backtrace taken in
+/// the closure there, before and after a block (the caller's stack may
+/// belong to another thread by then): no walk into foreign frames.
+fn backtrace_ends() -> TestResult {
+    let _dog = Watchdog::arm(20_000)?;
+    let rt = runtime(1)?;
+    let (r, w) = pipe()?;
+    let rfd = r.as_raw_fd();
+    let h = expect_pending(
+        run(&rt, move || {
+            let before = std::backtrace::Backtrace::force_capture().to_string();
+            let read = read_fd(rfd).is_ok();
+            let after = std::backtrace::Backtrace::force_capture().to_string();
+            (before, read, after)
+        })?,
+        "read of an empty pipe",
+    )?;
+    write_raw(w.as_raw_fd(), b"b");
+    let (before, read, after) = joined(h.join(), "join")?;
+    ensure!(read, "the read failed");
+    for (when, bt) in [("before the block", before), ("after the block", after)] {
+        // "  N: symbol" lines, then "at file:line" lines with debug info.
+        let frames: Vec<&str> = bt
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                l.split_once(": ")
+                    .is_some_and(|(n, _)| n.parse::<u32>().is_ok())
+            })
+            .collect();
+        ensure!(
+            frames
+                .last()
+                .is_some_and(|l| l.ends_with(": threadlet_exec")),
+            "backtrace {when} does not end at threadlet_exec: {frames:?}"
+        );
+        ensure!(frames.len() < 16, "backtrace {when}: {frames:?}");
+    }
     Ok(())
 }
 

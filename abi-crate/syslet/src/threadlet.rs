@@ -336,7 +336,10 @@ impl Stacks {
 /// closure has left it (its stack word is 0), which is just after the
 /// closure's result is ready; [`wait_stacks`](Self::wait_stacks) waits
 /// for that.  Dropping the `Threadlets` unmaps the stacks no thread uses
-/// and leaks the others (their threadlets still run).
+/// and leaks the others (their threadlets still run).  A closure that
+/// overflows its stack hits the guard page: SIGSEGV (std's stack overflow
+/// message only knows the threads' own stacks).  Signal handlers that run
+/// in the closure run on its stack too (unless `sigaltstack`): leave room.
 ///
 /// # References
 ///  - the project's ABI contract, `v3-abi.md`, A "Threadlets", B.2, B.3
