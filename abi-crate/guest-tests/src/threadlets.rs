@@ -84,6 +84,10 @@ pub static TESTS: &[Test] = &[
         run: async_exec_inside,
     },
     Test {
+        name: "threadlet_foreign_spare_exits_and_frees_the_stack",
+        run: foreign_spare,
+    },
+    Test {
         name: "threadlet_spares_replenished",
         run: spares_replenished,
     },
@@ -1037,6 +1041,41 @@ fn async_exec_inside() -> TestResult {
     ensure!(!went_async, "completion marked asynchronous");
     ensure_eq!(data, b"syslet".to_vec());
     drop(r);
+    Ok(())
+}
+
+/// A spare that is not the crate's (a thread that calls `async_thread()`
+/// itself) records no home stack: the thread that ran the closure on its
+/// TLS exits at the end, and the kernel clears the stack word (its
+/// `clear_child_tid`) and wakes it.
+fn foreign_spare() -> TestResult {
+    let _dog = Watchdog::arm(20_000)?;
+    let rt = Threadlets::builder().spares(0).build().ctx("build")?;
+    std::thread::spawn(|| loop {
+        // SAFETY: nothing in this thread's frames is waited for: its
+        // handle is dropped, it holds no lock and no borrow.
+        if let Err(e) = unsafe { syslet::async_thread() } {
+            if e.raw_os_error() != Some(libc::EINTR) {
+                return;
+            }
+        }
+    });
+    wait_parked(1, Duration::from_secs(10))?;
+    let tasks = task_count()?;
+    let (r, w) = pipe()?;
+    let rfd = r.as_raw_fd();
+    let h = expect_pending(
+        run(&rt, move || read_fd(rfd).map_err(|e| e.to_string()))?,
+        "read of an empty pipe",
+    )?;
+    ensure_eq!(rt.stacks_in_use(), 1);
+    write_raw(w.as_raw_fd(), b"foreign");
+    ensure_eq!(joined(h.join(), "join")??, b"foreign".to_vec());
+    rt.wait_stacks();
+    ensure_eq!(rt.stacks_in_use(), 0);
+    // The thread that ran it is gone; nobody parks in its place.
+    wait_tasks(tasks - 1, Duration::from_secs(10))?;
+    ensure!(tasks_in(ASYNC_THREAD)?.is_empty(), "a thread parked again");
     Ok(())
 }
 

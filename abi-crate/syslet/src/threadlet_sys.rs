@@ -490,10 +490,12 @@ pub fn start_spares(n: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// An estimate of the idle spares: spares in the loop (or about to enter
-/// it) minus those that took over a threadlet's caller.  Spares that took
-/// over a blocked syslet's caller are still counted.  0 in a child after
-/// `fork` that started none.
+/// An estimate of the idle spares: spares started or parked again, minus
+/// those that took over a threadlet's caller.  Not exact: a spare that
+/// took over a blocked *syslet*'s caller (`async_exec`) is still counted,
+/// and threads that park in `async_thread()` by themselves are not (a
+/// threadlet they take over lowers the estimate all the same).  0 in a
+/// child after `fork` that started none.
 pub fn idle_spares() -> usize {
     if OWNER.load(Ordering::Relaxed) != std::process::id() {
         return 0;
