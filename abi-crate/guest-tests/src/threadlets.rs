@@ -88,6 +88,10 @@ pub static TESTS: &[Test] = &[
         run: foreign_spare,
     },
     Test {
+        name: "threadlet_setuid_with_spares",
+        run: setuid_with_spares,
+    },
+    Test {
         name: "threadlet_spares_replenished",
         run: spares_replenished,
     },
@@ -1076,6 +1080,44 @@ fn foreign_spare() -> TestResult {
     // The thread that ran it is gone; nobody parks in its place.
     wait_tasks(tasks - 1, Duration::from_secs(10))?;
     ensure!(tasks_in(ASYNC_THREAD)?.is_empty(), "a thread parked again");
+    Ok(())
+}
+
+/// glibc's setuid() makes every thread it knows change its credentials,
+/// with a signal (SIGSETXID) it waits for each thread to handle: spares,
+/// and threads that became spares after a threadlet, must handle it.
+fn setuid_with_spares() -> TestResult {
+    let _dog = Watchdog::arm(20_000)?;
+    let rt = runtime(2)?;
+    let (r, w) = pipe()?;
+    let rfd = r.as_raw_fd();
+    let h = expect_pending(run(&rt, move || read_fd(rfd).is_ok())?, "read")?;
+    write_raw(w.as_raw_fd(), b"s");
+    ensure!(joined(h.join(), "join")?, "the read failed");
+    rt.wait_stacks();
+    wait_parked(3, Duration::from_secs(10))?;
+    let done = Arc::new(AtomicU32::new(0));
+    let d2 = Arc::clone(&done);
+    std::thread::spawn(move || {
+        // SAFETY: no preconditions; the same uid.
+        let r = unsafe { libc::setuid(libc::getuid()) };
+        d2.store(if r == 0 { 1 } else { 2 }, Ordering::SeqCst);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while done.load(Ordering::SeqCst) == 0 {
+        ensure!(
+            Instant::now() < deadline,
+            "setuid() still waiting after 10 s: a thread does not handle SIGSETXID ({:?})",
+            task_syscalls()?
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    ensure_eq!(done.load(Ordering::SeqCst), 1, "setuid failed");
+    // The spares are back in the loop.
+    wait_parked(3, Duration::from_secs(10))?;
+    let h = expect_pending(run(&rt, move || read_fd(rfd).is_ok())?, "read after")?;
+    write_raw(w.as_raw_fd(), b"t");
+    ensure!(joined(h.join(), "join")?, "the read failed");
     Ok(())
 }
 

@@ -20,7 +20,8 @@
  * thread that ran an asynchronous threadlet becomes a spare again when
  * the function returns (on the stack and with the TLS of the spare that
  * took over the caller), so spares are only missing while threadlets are
- * pending.  Parked spares block every signal.
+ * pending.  Parked spares block every signal but the C library's
+ * internal ones (setuid() and cancellation keep working).
  *
  * Stacks: stack_top is the 16-byte aligned end of a stack the caller
  * provides (mmap it, with a guard page below).  threadlet_exec() keeps the

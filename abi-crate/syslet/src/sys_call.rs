@@ -354,7 +354,7 @@ pub(crate) fn futex_wake(word: *const AtomicU32, private: bool) {
 
 /// The signal mask the fallback entry installs: every signal (the kernel
 /// keeps SIGKILL and SIGSTOP deliverable).
-pub(crate) static ALL_SIGNALS: u64 = !0;
+static ALL_SIGNALS: u64 = !0;
 
 // The numbers the entry's assembly spells out.
 const _: () = {

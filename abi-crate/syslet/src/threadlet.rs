@@ -324,8 +324,9 @@ impl Stacks {
 /// `pthread_self()` are the spare's former ones, `errno` is the spare's.
 /// The caller keeps its own: after `run` returns — `Done` or `Pending` —
 /// `gettid()`, `getpid()`, `pthread_self()`, its thread-locals and its
-/// signal mask are what they were.  The spare's signal mask blocks every
-/// signal while it is parked; after taking over, the caller's mask is the
+/// signal mask are what they were.  A parked spare blocks every signal
+/// but the C library's internal ones, so process-directed signals go to
+/// the program's own threads; after taking over, the caller's mask is the
 /// caller's.
 ///
 /// # Stacks

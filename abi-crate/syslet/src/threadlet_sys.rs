@@ -44,7 +44,9 @@
 //! blocks in place, like a function call.  So the number of idle spares
 //! bounds how many threadlets can go asynchronous at once.  The spares of
 //! [`start_spares`] are threads of this process with a TLS and a stack of
-//! their own; a parked spare blocks every signal.  Each one that takes over
+//! their own; a parked spare blocks every signal but the C library's
+//! internal ones (whose handlers run on its home stack).  Each one that
+//! takes over
 //! a threadlet's caller is replaced, once the threadlet ends, by the
 //! thread that ran it: the number of spare identities stays the same, and
 //! the safe [`Threadlets`](crate::Threadlets) starts more while threadlets
@@ -52,11 +54,10 @@
 
 use core::arch::global_asm;
 use core::ffi::{c_long, c_void};
-use core::sync::atomic::{AtomicIsize, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicIsize, AtomicU32, AtomicU64, Ordering};
 use std::io;
 
 use crate::abi::{nr, AsyncHead};
-use crate::sys_call::ALL_SIGNALS;
 
 /// [`threadlet_exec`] returned after the function ran to its end in the
 /// caller, without blocking.
@@ -82,6 +83,16 @@ static OWNER: AtomicU32 = AtomicU32::new(0);
 
 /// Spares started by this process.
 static STARTED: AtomicIsize = AtomicIsize::new(0);
+
+/// The signal mask of a parked spare (the kernel's 64-bit `sigset_t`):
+/// every signal the C library lets a thread block, i.e. its `sigfillset()`
+/// — all but the library's internal signals, which it sends to every
+/// thread it knows and waits for (glibc's SIGSETXID for `setuid()` and
+/// friends, SIGCANCEL).  Those interrupt `async_thread()` with `EINTR`,
+/// their handlers run on the home stack with the spare's TLS, and the
+/// spare parks again.  Set by [`start_spares`]; the initial value is
+/// glibc's (all but 32 and 33).
+static SPARE_MASK: AtomicU64 = AtomicU64::new(!((1 << 31) | (1 << 32)));
 
 /// Size of a spare's own stack, its home stack (plus glibc's guard page).
 const SPARE_STACK: usize = 128 << 10;
@@ -294,7 +305,8 @@ global_asm!(
     ".size threadlet_complete, . - threadlet_complete",
     //
     // long __syslet_0_1_threadlet_park(void): the spare loop.  Records the
-    // home stack, blocks every signal and parks in async_thread() until
+    // home stack, blocks the signals of SPARE_MASK and parks in
+    // async_thread() (again after a handler ran: -EINTR) until
     // the kernel picks the thread (it then never comes back here) or the
     // call fails (returns -errno).  Threads that finished a threadlet jump
     // to _park_here on the home stack of the spare whose TLS they have:
@@ -370,7 +382,7 @@ global_asm!(
     ".size __syslet_0_1_threadlet_park, . - __syslet_0_1_threadlet_park",
     ".popsection",
     idle = sym IDLE,
-    mask = sym ALL_SIGNALS,
+    mask = sym SPARE_MASK,
 );
 
 extern "C" {
@@ -449,7 +461,9 @@ extern "C" {
 
 /// Start `n` spare threads: threads of this process, with a TLS and a
 /// stack of their own, that record their stack as their home, block every
-/// signal and park in `async_thread()` to take over threadlets that block.
+/// signal but the C library's internal ones (`sigfillset()`: glibc's
+/// `setuid()` signals every thread and waits for it) and park in
+/// `async_thread()` to take over threadlets that block.
 ///
 /// Each threadlet that goes asynchronous at the same time needs one idle
 /// spare: a threadlet that blocks while none is idle blocks in place (it
@@ -467,6 +481,7 @@ extern "C" {
 /// The error of `std::thread::Builder::spawn` (e.g. `EAGAIN` at a thread
 /// limit); the spares started before it stay.
 pub fn start_spares(n: usize) -> io::Result<()> {
+    SPARE_MASK.store(libc_fill_mask(), Ordering::Relaxed);
     let pid = std::process::id();
     if OWNER.swap(pid, Ordering::Relaxed) != pid {
         // A child after fork: its parent's spares are not here.
@@ -521,6 +536,19 @@ pub(crate) unsafe fn stack_word<'a>(stack_top: usize) -> &'a AtomicU32 {
     // SAFETY: the caller's contract; the word is 4-byte aligned as
     // `stack_top` is 16-byte aligned.
     unsafe { &*((stack_top - STACK_WORD_OFFSET) as *const AtomicU32) }
+}
+
+/// The first 64 signals of the C library's `sigfillset()`.
+fn libc_fill_mask() -> u64 {
+    // SAFETY: `sigset_t` is plain data; sigfillset initialises it.
+    let set = unsafe {
+        let mut set: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut set);
+        set
+    };
+    // SAFETY: `sigset_t` is at least 8 bytes; its first 64 bits are
+    // signals 1 to 64, as in the kernel's mask.
+    unsafe { core::ptr::read_unaligned((&set as *const libc::sigset_t).cast::<u64>()) }
 }
 
 fn spare_main() {
