@@ -23,7 +23,10 @@
 //!    a submission either completes at once ([`Submitted::Done`]) or, when
 //!    an atom blocks, returns a [`Ticket`] while the chain goes on in a
 //!    kernel thread; its [`Completion`] (the chain and its results) is
-//!    reaped from the ring later, with or without waiting.
+//!    reaped from the ring later, with or without waiting.  [`Threadlets`]
+//!    runs closures as threadlets on pooled stacks with a reserve of spare
+//!    threads (its `run` is `unsafe` for one reason: the thread-local
+//!    state a closure may use changes under it when it blocks).
 //!
 //! Asynchronous syslets ("cachemiss"): when an atom blocks, the kernel hands
 //! the caller's user context — and its identity: thread ID, TLS, signal
