@@ -39,30 +39,9 @@
 
 #include <threadlet.h>
 
+#include "stats.h"
+
 #define STACK_SIZE	(64 * 1024)
-
-static long now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000000000L + ts.tv_nsec;
-}
-
-static int cmp_long(const void *a, const void *b)
-{
-	long x = *(const long *)a, y = *(const long *)b;
-
-	return (x > y) - (x < y);
-}
-
-static long report(const char *name, long *v, int n)
-{
-	qsort(v, n, sizeof(*v), cmp_long);
-	printf("%-11s median %8ld ns   p10 %8ld   p90 %8ld   (n=%d)\n",
-	       name, v[n / 2], v[n / 10], v[n * 9 / 10], n);
-	return v[n / 2];
-}
 
 static long futex(uint32_t *word, int op, uint32_t val,
 		  const struct timespec *ts)
