@@ -237,10 +237,10 @@ struct InFlight {
 /// after `fork` (whose kernel threads stayed in the parent) the drop leaks
 /// the chains in flight rather than waiting for them.
 ///
-/// The 64-byte head of a ring that ever went asynchronous is never freed:
-/// the kernel advances `kernel_ring_idx` and reads `head_eip` just *after*
-/// posting a completion, so even after the last completion has been reaped
-/// it may still touch the head for a moment.
+/// The head and the slots are freed with the ring once nothing is in
+/// flight: the kernel advances `kernel_ring_idx` and reads the fallbacks
+/// *before* it stores a completion into its slot, and touches neither
+/// afterwards.
 ///
 /// # References
 ///  - `Documentation/userspace-api/syslet.rst` (kernel patch series)
@@ -252,8 +252,6 @@ pub struct AsyncRing {
     /// Keyed by the address of each chain's atom array.
     in_flight: BTreeMap<usize, InFlight>,
     next_ticket: u64,
-    /// A syslet went asynchronous on this ring: never free the head.
-    went_async: bool,
     /// The process that submitted (a child after `fork` must not wait).
     owner: u32,
 }
@@ -282,7 +280,6 @@ impl AsyncRing {
             ring: Some(Ring::new(slots)?),
             in_flight: BTreeMap::new(),
             next_ticket: 0,
-            went_async: false,
             owner: std::process::id(),
         })
     }
@@ -410,10 +407,10 @@ impl AsyncRing {
         //    (only the death of the process loses a completion).
         //  - Reach: the last atom has no SKIP_TO_NEXT_ON_STOP (checked by
         //    `wire`), so `atom + 1` stays inside the array.
-        //  - The ring: `self` keeps the slots allocated while anything is
-        //    in flight (`Drop` waits for or leaks the chains in flight), and
-        //    never frees the head once a syslet went asynchronous
-        //    (`went_async`).  Its fallbacks are 0 or the crate's entry
+        //  - The ring: `self` keeps the head and the slots allocated while
+        //    anything is in flight (`Drop` waits for or leaks the chains in
+        //    flight); the kernel touches neither after it posted the last
+        //    completion.  Its fallbacks are 0 or the crate's entry
         //    (`Ring::set_user_threads`).
         //  - The calls: the typed atoms are sound system calls on such
         //    memory, from any thread of the process and after `submit`
@@ -434,7 +431,6 @@ impl AsyncRing {
                 }))
             }
             None => {
-                self.went_async = true;
                 self.in_flight.insert(
                     base,
                     InFlight {
@@ -585,11 +581,7 @@ impl Drop for AsyncRing {
             core::mem::forget(self.ring.take());
             return;
         }
-        if let Some(ring) = self.ring.take() {
-            if self.went_async {
-                ring.leak_head();
-            }
-        }
+        drop(self.ring.take());
     }
 }
 
@@ -707,7 +699,6 @@ mod tests {
                     chain: Box::new(c),
                 },
             );
-            r.went_async = true;
             // Chain k ended at its first atom if k is odd.
             let last = if k % 2 == 1 { a } else { b };
             ids.push((t, base, last));

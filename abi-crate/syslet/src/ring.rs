@@ -58,11 +58,11 @@ const _: () = {
 /// Fields drop in declaration order: the head first, then the slots, so the
 /// head's `completion_ring` pointer never outlives the array it points at.
 /// The kernel holds no reference to either between calls as long as no
-/// syslet submitted on this ring is still in flight; after a syslet went
-/// asynchronous the kernel may touch the head a little after posting its
-/// completion, which is why [`AsyncRing`](crate::AsyncRing) never frees a
-/// head that saw asynchronous completions.  Users of the raw ring must see
-/// to that themselves (the `# Safety` of `async_exec`).
+/// syslet submitted on this ring is still in flight: it advances
+/// `kernel_ring_idx` and reads the fallbacks before it stores a completion
+/// into its slot, and touches neither afterwards, so the ring may be freed
+/// once the last completion has been seen.  Users of the raw ring must
+/// see to that themselves (the `# Safety` of `async_exec`).
 ///
 /// # References
 ///  - `Documentation/userspace-api/syslet.rst` (kernel patch series),
@@ -264,23 +264,16 @@ impl Ring {
         usize::try_from(idx).map_or(0, |i| i % self.slots.len())
     }
 
-    /// Free the slots but never the head: for a ring the kernel may still
-    /// touch after its last completion (see the type's documentation).
-    pub(crate) fn leak_head(self) {
-        let Ring { head, slots, .. } = self;
-        Box::leak(head);
-        drop(slots);
-    }
-
     /// Test helper: post a completion the way the kernel does.
     #[cfg(test)]
     pub(crate) fn post(&mut self, atom: *mut Atom) {
         let n = self.slots.len();
         let idx = self.head.kernel_ring_idx.load(Ordering::Relaxed) as usize % n;
-        self.slots[idx].store(atom, Ordering::Release);
+        // The index first, as the kernel does: the slot is the last write.
         self.head
             .kernel_ring_idx
             .store(((idx + 1) % n) as u64, Ordering::Relaxed);
+        self.slots[idx].store(atom, Ordering::Release);
     }
 }
 

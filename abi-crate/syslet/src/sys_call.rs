@@ -89,10 +89,10 @@ unsafe fn raw_syscall(nr: c_ulong, a0: usize, a1: usize, a2: usize) -> c_long {
 /// calls write (buffers, `struct stat`, counters of `umem_add`, ...).  All of
 /// that memory must stay allocated, and must not be accessed by Rust code in
 /// a way that conflicts with those reads and writes, until then.  `ahu` must
-/// describe a ring that stays valid just as long; after a syslet went
-/// asynchronous the head itself must stay allocated, with valid fallbacks,
-/// even after its completion was taken (the kernel advances
-/// `kernel_ring_idx` and reads `head_eip`/`head_stack` just after posting).
+/// describe a ring that stays valid just as long, with valid fallbacks:
+/// until the syslet's completion is in its slot (the kernel advances
+/// `kernel_ring_idx` and reads `head_eip`/`head_stack` before it stores the
+/// slot, and touches the ring no more after it).
 /// The fallbacks in `ahu` must be 0 or a user entry point that is sound to
 /// start with no TLS and all registers zero on that stack (the crate's:
 /// [`Ring::set_user_threads`](crate::Ring::set_user_threads)).  The
