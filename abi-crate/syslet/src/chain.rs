@@ -382,6 +382,11 @@ pub struct Chain<'a> {
     ring: Ring,
     /// Why the chain may not run again, if it may not.
     poisoned: Option<&'static str>,
+    /// `atoms` and `ptr_cells` are wired for this mode and nothing they
+    /// depend on has changed since: the next run in the same mode only
+    /// resets the results.  Every change of an atom, and every push onto
+    /// an array an atom points into (which may move it), clears it.
+    wired: Option<Wiring>,
     _borrows: PhantomData<&'a mut [u8]>,
 }
 
@@ -417,6 +422,7 @@ impl<'a> Chain<'a> {
             held: Vec::new(),
             ring: Ring::new(1).expect("a one-slot ring is valid"),
             poisoned: None,
+            wired: None,
             _borrows: PhantomData,
         }
     }
@@ -448,6 +454,7 @@ impl<'a> Chain<'a> {
     }
 
     fn cell(&mut self, v: u64) -> Src {
+        self.wired = None;
         self.cells.push(v);
         Src::Cell(self.cells.len() - 1)
     }
@@ -487,6 +494,7 @@ impl<'a> Chain<'a> {
     }
 
     fn store(&mut self, s: Storage<'a>) -> (usize, Src) {
+        self.wired = None;
         self.storage.push(s);
         let k = self.storage.len() - 1;
         (k, Src::Storage(k))
@@ -505,6 +513,7 @@ impl<'a> Chain<'a> {
         for (slot, src) in a.iter_mut().zip(args) {
             *slot = Some(*src);
         }
+        self.wired = None;
         self.specs.push(Spec {
             nr,
             flags: AtomFlags::empty(),
@@ -677,6 +686,7 @@ impl<'a> Chain<'a> {
     /// As [`read`](Self::read).
     pub fn fstat(&mut self, fd: impl Into<Fd<'a>>) -> AtomMut<'_, 'a> {
         let fd = self.fd(fd.into());
+        self.wired = None;
         self.stats.push(sys_call::zeroed_stat());
         let k = self.stats.len() - 1;
         let id = self.push(libc::SYS_fstat as u64, &[fd, Src::Stat(k)]);
@@ -726,6 +736,7 @@ impl<'a> Chain<'a> {
 
     /// A new counter cell with value `initial`.
     pub fn counter(&mut self, initial: u64) -> Counter {
+        self.wired = None;
         self.counters.push(initial);
         Counter(self.counters.len() - 1)
     }
@@ -797,6 +808,7 @@ impl<'a> Chain<'a> {
             None => Next::End,
         };
         self.specs[f].next = next;
+        self.wired = None;
         self
     }
 
@@ -924,6 +936,7 @@ impl<'a> Chain<'a> {
         let k = self.specs[i].buf?;
         match self.storage.get_mut(k)? {
             Storage::Owned(v) => {
+                self.wired = None;
                 self.poisoned = Some("a buffer was taken out of this chain: it cannot run again");
                 Some(mem::take(v))
             }
@@ -977,6 +990,11 @@ impl<'a> Chain<'a> {
                 io::ErrorKind::InvalidInput,
                 "the last atom has SKIP_TO_NEXT_ON_STOP: atom + 1 would be outside the chain",
             ));
+        }
+        if self.wired == Some(mode) {
+            // Same layout, same addresses: only the results start afresh.
+            self.results.fill(NOT_RUN);
+            return Ok(());
         }
         if mode != Wiring::Sync
             && self
@@ -1062,6 +1080,7 @@ impl<'a> Chain<'a> {
             }
             self.atoms[i] = a;
         }
+        self.wired = Some(mode);
         Ok(())
     }
 
@@ -1095,6 +1114,7 @@ impl<'a> Chain<'a> {
     /// The kernel may still use everything the chain owns: never free it.
     fn leak(&mut self) {
         self.poisoned = Some("this chain went asynchronous once and cannot be run again");
+        self.wired = None;
         mem::forget(mem::take(&mut self.atoms));
         mem::forget(mem::take(&mut self.results));
         mem::forget(mem::take(&mut self.cells));
@@ -1130,6 +1150,7 @@ impl AtomMut<'_, '_> {
     }
 
     fn spec(&mut self) -> &mut Spec {
+        self.chain.wired = None;
         &mut self.chain.specs[self.id.0]
     }
 
