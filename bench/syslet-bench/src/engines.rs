@@ -11,7 +11,7 @@ use std::time::Instant;
 use io_uring::{opcode, types, IoUring};
 use syslet::{AsyncRing, AtomId, Chain, Completion, Counter, Outcome, Submitted, Threadlets};
 
-use crate::target::{check, pread, Block, Target, BLOCK};
+use crate::target::{check, pread, Block, Tally, Target, BLOCK};
 
 /// One way of doing the reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,6 +70,9 @@ pub struct Sample {
     pub ns: u64,
     /// Submissions that went asynchronous (syslets, threadlets).
     pub went_async: u64,
+    /// CPU time of the whole process (every thread, user and system)
+    /// over the same interval.
+    pub cpu_ns: u64,
 }
 
 impl Sample {
@@ -108,14 +111,16 @@ impl ChainPool {
         ChainPool { chains, atoms }
     }
 
-    fn verify(&self, c: &Completion) -> io::Result<()> {
+    fn verify(&self, c: &Completion, tally: Option<&Tally>) -> io::Result<()> {
         for &(id, off) in &self.atoms {
             let ret = c
                 .chain()
                 .raw_result(id)
                 .ok_or_else(|| io::Error::other("an atom of a finished chain did not run"))?;
             let buf = c.chain().buffer(id).unwrap_or(&[]);
-            check(ret, buf, c.chain().counter_value(off))?;
+            let off = c.chain().counter_value(off);
+            check(ret, buf, off)?;
+            mark(tally, off)?;
         }
         Ok(())
     }
@@ -129,63 +134,120 @@ pub struct Ctx {
     pub chain16: Option<ChainPool>,
 }
 
-/// The deepest queue depth supported.
+/// The deepest queue depth of the throughput workloads.
 pub const MAX_DEPTH: usize = 64;
 
-/// Run `a` over `offs` with up to `depth` reads in flight.
+/// The most operations in flight at once (the scale workload).
+pub const MAX_OUTSTANDING: usize = 16_384;
+
+/// Run `a` over `offs` with up to `depth` reads in flight.  With a
+/// `tally`, every completion is also counted against its offset.
 pub fn run(
     a: Approach,
     t: &Target,
     ctx: &mut Ctx,
     depth: usize,
     offs: &[u64],
+    tally: Option<&Tally>,
 ) -> io::Result<Sample> {
-    assert!((1..=MAX_DEPTH).contains(&depth));
-    match a {
-        Approach::Sync => run_sync(t.raw(), offs),
+    assert!((1..=MAX_OUTSTANDING).contains(&depth));
+    let s = match a {
+        Approach::Sync => run_sync(t.raw(), offs, tally),
         Approach::Syslet => {
-            let pool = ctx
-                .single
-                .get_or_insert_with(|| ChainPool::new(t, 1, MAX_DEPTH));
-            run_syslet(pool, depth, offs)
+            if ctx.single.as_ref().map_or(true, |p| p.chains.len() < depth) {
+                ctx.single = Some(ChainPool::new(t, 1, depth.max(MAX_DEPTH)));
+            }
+            let pool = ctx.single.as_mut().expect("just made");
+            run_syslet(pool, depth, offs, tally)
         }
         Approach::Chain16 => {
-            let pool = ctx
+            if ctx
                 .chain16
-                .get_or_insert_with(|| ChainPool::new(t, 16, MAX_DEPTH));
-            run_syslet(pool, depth, offs)
+                .as_ref()
+                .map_or(true, |p| p.chains.len() < depth)
+            {
+                ctx.chain16 = Some(ChainPool::new(t, 16, depth.max(MAX_DEPTH)));
+            }
+            let pool = ctx.chain16.as_mut().expect("just made");
+            run_syslet(pool, depth, offs, tally)
         }
-        Approach::Threadlet => run_threadlet(t.raw(), depth, offs),
-        Approach::Uring => run_uring(t.raw(), depth, offs),
-        Approach::Pool => run_pool(t.raw(), depth, offs),
+        Approach::Threadlet => run_threadlet(t.raw(), depth, offs, tally),
+        Approach::Uring => run_uring(t.raw(), depth, offs, tally),
+        Approach::Pool => run_pool(t.raw(), depth, offs, tally),
+    }?;
+    if let Some(t) = tally {
+        t.all(offs)?;
+    }
+    Ok(s)
+}
+
+/// The process's CPU time so far (all threads, live and exited; user
+/// and system), in ns.
+pub fn cpu_now() -> u64 {
+    // SAFETY: an all-zero rusage is a valid value; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `ru` is a valid, writable rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Wall-clock and CPU time from a start.
+#[derive(Clone, Copy)]
+pub struct Clock {
+    t0: Instant,
+    cpu0: u64,
+}
+
+impl Clock {
+    /// Start now.
+    pub fn start() -> Clock {
+        Clock {
+            cpu0: cpu_now(),
+            t0: Instant::now(),
+        }
+    }
+
+    /// A sample of `ops` operations ending now.
+    pub fn sample(&self, ops: u64, went_async: u64) -> Sample {
+        let ns = self.t0.elapsed().as_nanos() as u64;
+        Sample {
+            ops,
+            ns,
+            went_async,
+            cpu_ns: cpu_now().saturating_sub(self.cpu0),
+        }
     }
 }
 
-fn elapsed_ns(t0: Instant) -> u64 {
-    t0.elapsed().as_nanos() as u64
+/// Record a completed read for the exactly-once count, if kept.
+fn mark(tally: Option<&Tally>, off: u64) -> io::Result<()> {
+    tally.map_or(Ok(()), |t| t.mark(off))
 }
 
-fn run_sync(fd: RawFd, offs: &[u64]) -> io::Result<Sample> {
+fn run_sync(fd: RawFd, offs: &[u64], tally: Option<&Tally>) -> io::Result<Sample> {
     let mut buf = Block::boxed();
-    let t0 = Instant::now();
+    let clock = Clock::start();
     for &off in offs {
         check(pread(fd, &mut buf, off), &buf.0, off)?;
+        mark(tally, off)?;
     }
-    Ok(Sample {
-        ops: offs.len() as u64,
-        ns: elapsed_ns(t0),
-        went_async: 0,
-    })
+    Ok(clock.sample(offs.len() as u64, 0))
 }
 
-fn run_syslet(pool: &mut ChainPool, depth: usize, offs: &[u64]) -> io::Result<Sample> {
+fn run_syslet(
+    pool: &mut ChainPool,
+    depth: usize,
+    offs: &[u64],
+    tally: Option<&Tally>,
+) -> io::Result<Sample> {
     let len = pool.atoms.len();
     let subs = offs.len() / len;
     let mut free: Vec<Chain<'static>> = pool.chains.drain(..depth).collect();
     let mut ring = AsyncRing::new(depth)?;
     let (mut next, mut done, mut went_async) = (0, 0, 0);
     let mut result = Ok(());
-    let t0 = Instant::now();
+    let clock = Clock::start();
     'outer: while done < subs {
         while next < subs {
             let Some(mut c) = free.pop() else { break };
@@ -195,7 +257,7 @@ fn run_syslet(pool: &mut ChainPool, depth: usize, offs: &[u64]) -> io::Result<Sa
             next += 1;
             match ring.submit(c)? {
                 Submitted::Done(comp) => {
-                    if let Err(e) = pool.verify(&comp) {
+                    if let Err(e) = pool.verify(&comp, tally) {
                         result = Err(e);
                     }
                     free.push(comp.into_chain());
@@ -209,7 +271,7 @@ fn run_syslet(pool: &mut ChainPool, depth: usize, offs: &[u64]) -> io::Result<Sa
         }
         let mut comp = Some(ring.reap()?);
         while let Some(c) = comp {
-            if let Err(e) = pool.verify(&c) {
+            if let Err(e) = pool.verify(&c, tally) {
                 result = Err(e);
             }
             free.push(c.into_chain());
@@ -220,24 +282,25 @@ fn run_syslet(pool: &mut ChainPool, depth: usize, offs: &[u64]) -> io::Result<Sa
             comp = ring.try_reap()?;
         }
     }
-    let ns = elapsed_ns(t0);
+    let sample = clock.sample((subs * len) as u64, went_async);
     pool.chains.extend(free);
     result?;
-    Ok(Sample {
-        ops: (subs * len) as u64,
-        ns,
-        went_async,
-    })
+    Ok(sample)
 }
 
-fn run_threadlet(fd: RawFd, depth: usize, offs: &[u64]) -> io::Result<Sample> {
+fn run_threadlet(
+    fd: RawFd,
+    depth: usize,
+    offs: &[u64],
+    tally: Option<&Tally>,
+) -> io::Result<Sample> {
     // One idle spare per threadlet that may be pending.
     let rt = Threadlets::builder().spares(depth).build()?;
     let mut free: Vec<Box<Block>> = (0..depth).map(|_| Block::boxed()).collect();
     let mut pending = VecDeque::with_capacity(depth);
     let (mut next, mut done, mut went_async) = (0, 0, 0u64);
     let mut result = Ok(());
-    let t0 = Instant::now();
+    let clock = Clock::start();
     while done < offs.len() {
         while next < offs.len() {
             let Some(mut buf) = free.pop() else { break };
@@ -253,7 +316,7 @@ fn run_threadlet(fd: RawFd, depth: usize, offs: &[u64]) -> io::Result<Sample> {
             };
             match outcome {
                 Outcome::Done(r) => {
-                    finish(r.map_err(|_| panicked())?, &mut free, &mut result);
+                    finish(r.map_err(|_| panicked())?, &mut free, &mut result, tally);
                     done += 1;
                 }
                 Outcome::Pending(h) => {
@@ -271,7 +334,7 @@ fn run_threadlet(fd: RawFd, depth: usize, offs: &[u64]) -> io::Result<Sample> {
             let h = pending.pop_front().expect("counted");
             match h.try_join() {
                 Ok(r) => {
-                    finish(r.map_err(|_| panicked())?, &mut free, &mut result);
+                    finish(r.map_err(|_| panicked())?, &mut free, &mut result, tally);
                     got += 1;
                 }
                 Err(h) => pending.push_back(h),
@@ -279,19 +342,20 @@ fn run_threadlet(fd: RawFd, depth: usize, offs: &[u64]) -> io::Result<Sample> {
         }
         if got == 0 {
             let h = pending.pop_front().expect("something is in flight");
-            finish(h.join().map_err(|_| panicked())?, &mut free, &mut result);
+            finish(
+                h.join().map_err(|_| panicked())?,
+                &mut free,
+                &mut result,
+                tally,
+            );
             got = 1;
         }
         done += got;
     }
-    let ns = elapsed_ns(t0);
+    let sample = clock.sample(offs.len() as u64, went_async);
     rt.wait_stacks();
     result?;
-    Ok(Sample {
-        ops: offs.len() as u64,
-        ns,
-        went_async,
-    })
+    Ok(sample)
 }
 
 /// A threadlet's read is back: check it, free its buffer.
@@ -299,8 +363,9 @@ fn finish(
     (ret, buf, off): (i64, Box<Block>, u64),
     free: &mut Vec<Box<Block>>,
     result: &mut io::Result<()>,
+    tally: Option<&Tally>,
 ) {
-    if let Err(e) = check(ret, &buf.0, off) {
+    if let Err(e) = check(ret, &buf.0, off).and_then(|()| mark(tally, off)) {
         *result = Err(e);
     }
     free.push(buf);
@@ -310,7 +375,7 @@ fn panicked() -> io::Error {
     io::Error::other("a threadlet panicked")
 }
 
-fn run_uring(fd: RawFd, depth: usize, offs: &[u64]) -> io::Result<Sample> {
+fn run_uring(fd: RawFd, depth: usize, offs: &[u64], tally: Option<&Tally>) -> io::Result<Sample> {
     // The buffers outlive the ring (declared first, dropped last).
     let mut bufs: Vec<Box<Block>> = (0..depth).map(|_| Block::boxed()).collect();
     let mut ring = IoUring::new(depth.next_power_of_two() as u32)?;
@@ -318,7 +383,7 @@ fn run_uring(fd: RawFd, depth: usize, offs: &[u64]) -> io::Result<Sample> {
     let mut free: Vec<usize> = (0..depth).rev().collect();
     let (mut next, mut done) = (0, 0);
     let mut result = Ok(());
-    let t0 = Instant::now();
+    let clock = Clock::start();
     while done < offs.len() {
         {
             let mut sq = ring.submission();
@@ -351,29 +416,28 @@ fn run_uring(fd: RawFd, depth: usize, offs: &[u64]) -> io::Result<Sample> {
         }
         for cqe in ring.completion() {
             let slot = cqe.user_data() as usize;
-            if let Err(e) = check(cqe.result() as i64, &bufs[slot].0, slot_off[slot]) {
+            let off = slot_off[slot];
+            if let Err(e) =
+                check(cqe.result() as i64, &bufs[slot].0, off).and_then(|()| mark(tally, off))
+            {
                 result = Err(e);
             }
             free.push(slot);
             done += 1;
         }
     }
-    let ns = elapsed_ns(t0);
+    let sample = clock.sample(offs.len() as u64, 0);
     result?;
-    Ok(Sample {
-        ops: offs.len() as u64,
-        ns,
-        went_async: 0,
-    })
+    Ok(sample)
 }
 
-fn run_pool(fd: RawFd, threads: usize, offs: &[u64]) -> io::Result<Sample> {
+fn run_pool(fd: RawFd, threads: usize, offs: &[u64], tally: Option<&Tally>) -> io::Result<Sample> {
     let next = AtomicUsize::new(0);
     let errors = AtomicU64::new(0);
     let ready = AtomicUsize::new(0);
     let start = Barrier::new(threads + 1);
     let end = Barrier::new(threads + 1);
-    let mut ns = 0;
+    let mut sample = None;
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
@@ -383,7 +447,10 @@ fn run_pool(fd: RawFd, threads: usize, offs: &[u64]) -> io::Result<Sample> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&off) = offs.get(i) else { break };
-                    if check(pread(fd, &mut buf, off), &buf.0, off).is_err() {
+                    if check(pread(fd, &mut buf, off), &buf.0, off)
+                        .and_then(|()| mark(tally, off))
+                        .is_err()
+                    {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -395,17 +462,13 @@ fn run_pool(fd: RawFd, threads: usize, offs: &[u64]) -> io::Result<Sample> {
         while ready.load(Ordering::Acquire) < threads {
             std::thread::yield_now();
         }
-        let t0 = Instant::now();
+        let clock = Clock::start();
         start.wait();
         end.wait();
-        ns = elapsed_ns(t0);
+        sample = Some(clock.sample(offs.len() as u64, 0));
     });
     match errors.load(Ordering::Relaxed) {
-        0 => Ok(Sample {
-            ops: offs.len() as u64,
-            ns,
-            went_async: 0,
-        }),
+        0 => Ok(sample.expect("measured")),
         n => Err(io::Error::other(format!("{n} reads of the pool failed"))),
     }
 }

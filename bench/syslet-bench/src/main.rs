@@ -1,7 +1,7 @@
 //! syslet-bench: syslets and threadlets side by side with sync I/O,
 //! io_uring and a thread pool, in one boot of the patched kernel.
 //!
-//! Workloads (issue 5; 1 and 2 so far):
+//! Workloads (issue 5):
 //!
 //!  - `cached`: random 4 KiB `pread`s of a file in the page cache (tmpfs,
 //!    which in 6.12 has no `FMODE_NOWAIT`: io_uring hands every read to an
@@ -10,22 +10,31 @@
 //!    once before), which io_uring reads inline;
 //!  - `direct`: random 4 KiB `O_DIRECT` reads of a memory-backed null_blk
 //!    device that completes every request from a timer after
-//!    `completion_nsec` (100 µs).
+//!    `completion_nsec` (100 µs);
+//!  - `buffered`: the same device read through the page cache, emptied
+//!    before every run (`BLKFLSBUF` and `drop_caches`, readahead off): each
+//!    read waits for the device, and io_uring has to punt it to a worker;
+//!  - `scale`: 100, 1,000 and 10,000 reads in flight on a device with 1 ms
+//!    latency (syslets, threadlets, io_uring): wall and CPU time per read,
+//!    every read completed exactly once;
+//!  - `handoff`: going asynchronous by itself (a read of an empty pipe
+//!    until `Pending`) beside `pthread_create` + `pthread_join`.
 //!
 //! For each workload, depth and repetition every approach reads the same
 //! random offsets, keeping up to `depth` reads in flight (`sync` is always
 //! depth 1, `pool` is `depth` threads); every read is checked (length and
-//! a per-block marker).  Raw figures go to stdout as CSV lines starting
+//! a per-block marker) and, where a run's offsets are distinct (all but
+//! `cached`), counted exactly once.  Raw figures go to stdout as CSV lines starting
 //! with `BENCH,` between `BENCH-CSV-BEGIN` and `BENCH-CSV-END` (the console
 //! may interleave kernel messages); then a table of medians with their
 //! spread, and the ratios the issue sets targets for.
 //!
-//! Usage: `syslet-bench [--smoke] [--reps N] [--warmup N] [--depths 1,4,..]
-//! [--workloads cached,cached-bdev,direct] [--approaches sync,syslet,..]
-//! [--cached-ops N] [--direct-ops N] [--dir DIR] [--completion-nsec N]`
+//! `--smoke` runs every workload briefly and prints KTAP (one result per
+//! workload), so the test suite runs it; see `USAGE` for the options.
 
 mod diag;
 mod engines;
+mod handoff;
 mod nullb;
 mod target;
 
@@ -34,24 +43,37 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use engines::{Approach, Ctx, Sample, MAX_DEPTH};
-use target::Target;
+use engines::{Approach, Ctx, Sample, MAX_DEPTH, MAX_OUTSTANDING};
+use target::{Access, Tally, Target};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Workload {
-    Cached,
     CachedBdev,
+    Cached,
     Direct,
+    Buffered,
+    Scale,
+    Handoff,
 }
 
 impl Workload {
-    const ALL: [Workload; 3] = [Workload::Cached, Workload::CachedBdev, Workload::Direct];
+    const ALL: [Workload; 6] = [
+        Workload::CachedBdev,
+        Workload::Cached,
+        Workload::Direct,
+        Workload::Buffered,
+        Workload::Scale,
+        Workload::Handoff,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Workload::Cached => "cached",
             Workload::CachedBdev => "cached-bdev",
             Workload::Direct => "direct",
+            Workload::Buffered => "buffered",
+            Workload::Scale => "scale",
+            Workload::Handoff => "handoff",
         }
     }
 
@@ -71,6 +93,11 @@ struct Opts {
     direct_ops: usize,
     dir: PathBuf,
     completion_nsec: u64,
+    scale: Vec<usize>,
+    scale_ops: usize,
+    scale_nsec: u64,
+    handoffs: usize,
+    ktap: bool,
     diag: usize,
 }
 
@@ -86,15 +113,23 @@ impl Default for Opts {
             direct_ops: 2_048,
             dir: PathBuf::from("/tmp"),
             completion_nsec: 100_000,
+            scale: vec![100, 1_000, 10_000],
+            scale_ops: 10_000,
+            scale_nsec: 1_000_000,
+            handoffs: 200,
+            ktap: false,
             diag: 0,
         }
     }
 }
 
-const USAGE: &str = "usage: syslet-bench [--smoke] [--reps N] [--warmup N] [--depths 1,4,16,32,64]
-       [--workloads cached,cached-bdev,direct] [--approaches sync,syslet,chain16,threadlet,io_uring,pool]
+const USAGE: &str = "usage: syslet-bench [--smoke] [--ktap] [--reps N] [--warmup N]
+       [--depths 1,4,16,32,64]
+       [--workloads cached-bdev,cached,direct,buffered,scale,handoff]
+       [--approaches sync,syslet,chain16,threadlet,io_uring,pool]
        [--cached-ops N] [--direct-ops N] [--dir DIR] [--completion-nsec N]
-       [--diag N]";
+       [--scale 100,1000,10000] [--scale-ops N] [--scale-nsec N]
+       [--handoffs N] [--diag N]";
 
 fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
     s.split(',')
@@ -115,7 +150,20 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Opts, String> {
                 o.depths = vec![1, 16];
                 o.cached_ops = 1_600;
                 o.direct_ops = 320;
+                o.scale = vec![10, 100];
+                o.scale_ops = 400;
+                o.handoffs = 20;
+                o.ktap = true;
             }
+            "--ktap" => o.ktap = true,
+            "--scale" => {
+                o.scale = list(&val()?, |x| {
+                    x.parse().ok().filter(|d| (1..=MAX_OUTSTANDING).contains(d))
+                })?
+            }
+            "--scale-ops" => o.scale_ops = num(val()?)?.max(1),
+            "--scale-nsec" => o.scale_nsec = num(val()?)? as u64,
+            "--handoffs" => o.handoffs = num(val()?)?.max(1),
             "--reps" => o.reps = num(val()?)?.max(1),
             "--warmup" => o.warmup = num(val()?)?,
             "--depths" => {
@@ -140,7 +188,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Opts, String> {
     Ok(o)
 }
 
-type Key = (Workload, Approach, usize);
+type Key = (Workload, &'static str, usize);
+type Results = BTreeMap<Key, Vec<Sample>>;
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -152,11 +201,19 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Median, min and max reads per second.
-fn summary(s: &[Sample]) -> (f64, f64, f64) {
-    let mut v: Vec<f64> = s.iter().map(Sample::ops_per_sec).collect();
+/// Median, min and max of `f` over the samples.
+fn summary(s: &[Sample], f: impl Fn(&Sample) -> f64) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = s.iter().map(f).collect();
     let m = median(&mut v);
     (m, v[0], v[v.len() - 1])
+}
+
+fn ns_per_op(s: &Sample) -> f64 {
+    s.ns as f64 / s.ops.max(1) as f64
+}
+
+fn cpu_per_op(s: &Sample) -> f64 {
+    s.cpu_ns as f64 / s.ops.max(1) as f64
 }
 
 fn fmt_rate(r: f64) -> String {
@@ -167,59 +224,119 @@ fn fmt_rate(r: f64) -> String {
     }
 }
 
-fn run_workload(w: Workload, o: &Opts, results: &mut BTreeMap<Key, Vec<Sample>>) -> io::Result<()> {
+/// One CSV row (and the sample kept unless it is a warm-up).
+fn record(
+    results: &mut Results,
+    w: Workload,
+    a: &'static str,
+    depth: usize,
+    rep: usize,
+    o: &Opts,
+    s: Sample,
+) {
+    let warm = rep < o.warmup;
+    let r = if warm {
+        "warmup".to_string()
+    } else {
+        (rep - o.warmup).to_string()
+    };
+    println!(
+        "BENCH,{},{a},{depth},{r},{},{},{:.0},{},{}",
+        w.name(),
+        s.ops,
+        s.ns,
+        s.ops_per_sec(),
+        s.went_async,
+        s.cpu_ns
+    );
+    if !warm {
+        results.entry((w, a, depth)).or_default().push(s);
+    }
+}
+
+fn context(w: Workload, a: &str, depth: usize, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{} {a} depth {depth}: {e}", w.name()))
+}
+
+/// Raise threads-max for `n` operations in flight, each of which may be a
+/// blocked thread and a spare (the default of a 1 GiB guest is 8192).
+fn allow_threads(n: usize) {
+    let want = 3 * n as u64 + 2_000;
+    let cur: u64 = std::fs::read_to_string("/proc/sys/kernel/threads-max")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if cur < want {
+        let _ = std::fs::write("/proc/sys/kernel/threads-max", want.to_string());
+    }
+}
+
+fn run_workload(w: Workload, o: &Opts, results: &mut Results) -> io::Result<()> {
+    if w == Workload::Handoff {
+        for rep in 0..o.warmup + o.reps {
+            for a in handoff::APPROACHES {
+                let s = handoff::run(a, o.handoffs).map_err(|e| context(w, a, 1, e))?;
+                record(results, w, a, 1, rep, o, s);
+            }
+        }
+        return Ok(());
+    }
+    let pid = std::process::id();
     let (t, ops) = match w {
         Workload::Cached => (Target::cached(&o.dir, 16)?, o.cached_ops),
-        Workload::CachedBdev | Workload::Direct => {
+        Workload::Scale => {
+            let most = o.scale.iter().copied().max().unwrap_or(1);
+            allow_threads(most);
+            let cfg = nullb::Config {
+                completion_nsec: o.scale_nsec,
+                // Every read in flight holds a tag (blk-mq's limit).
+                hw_queue_depth: (most as u32).clamp(64, 10_240),
+                ..nullb::Config::default()
+            };
+            (
+                Target::nullb(&format!("sscale{pid}"), &cfg, Access::Direct)?,
+                o.scale_ops,
+            )
+        }
+        _ => {
             let cfg = nullb::Config {
                 completion_nsec: o.completion_nsec,
                 ..nullb::Config::default()
             };
-            let name = format!("sbench{}", std::process::id());
-            let direct = w == Workload::Direct;
-            let ops = if direct { o.direct_ops } else { o.cached_ops };
-            (Target::nullb(&name, &cfg, direct)?, ops)
+            let (mode, ops) = match w {
+                Workload::Direct => (Access::Direct, o.direct_ops),
+                Workload::Buffered => (Access::Buffered, o.direct_ops),
+                _ => (Access::Cached, o.cached_ops),
+            };
+            (Target::nullb(&format!("sbench{pid}"), &cfg, mode)?, ops)
         }
     };
     let mut ctx = Ctx {
         single: None,
         chain16: None,
     };
+    let depths = if w == Workload::Scale {
+        &o.scale
+    } else {
+        &o.depths
+    };
     for rep in 0..o.warmup + o.reps {
-        let warm = rep < o.warmup;
         let offs = t.offsets(ops, 1 + rep as u64 + 1000 * w as u64);
-        for (di, &depth) in o.depths.iter().enumerate() {
+        for (di, &depth) in depths.iter().enumerate() {
             for &a in &o.approaches {
                 let depth = match a {
-                    Approach::Sync if di > 0 => continue,
+                    Approach::Sync if w == Workload::Scale || di > 0 => continue,
+                    Approach::Chain16 | Approach::Pool if w == Workload::Scale => continue,
                     Approach::Sync => 1,
                     _ => depth,
                 };
-                let s = engines::run(a, &t, &mut ctx, depth, &offs).map_err(|e| {
-                    io::Error::new(
-                        e.kind(),
-                        format!("{} {} depth {depth}: {e}", w.name(), a.name()),
-                    )
-                })?;
-                let r = if warm {
-                    "warmup".to_string()
-                } else {
-                    (rep - o.warmup).to_string()
-                };
-                println!(
-                    "BENCH,{},{},{},{},{},{},{:.0},{}",
-                    w.name(),
-                    a.name(),
-                    depth,
-                    r,
-                    s.ops,
-                    s.ns,
-                    s.ops_per_sec(),
-                    s.went_async
-                );
-                if !warm {
-                    results.entry((w, a, depth)).or_default().push(s);
+                if w == Workload::Buffered {
+                    t.drop_caches()?;
                 }
+                let tally = Tally::new(&t, &offs);
+                let s = engines::run(a, &t, &mut ctx, depth, &offs, tally.as_ref())
+                    .map_err(|e| context(w, a.name(), depth, e))?;
+                record(results, w, a.name(), depth, rep, o, s);
             }
         }
     }
@@ -229,12 +346,72 @@ fn run_workload(w: Workload, o: &Opts, results: &mut BTreeMap<Key, Vec<Sample>>)
     Ok(())
 }
 
-fn print_table(w: Workload, o: &Opts, results: &BTreeMap<Key, Vec<Sample>>) {
+/// The approaches of `w` in table order.
+fn approaches(w: Workload, o: &Opts) -> Vec<&'static str> {
+    match w {
+        Workload::Handoff => handoff::APPROACHES.to_vec(),
+        Workload::Scale => o
+            .approaches
+            .iter()
+            .filter(|a| !matches!(a, Approach::Sync | Approach::Chain16 | Approach::Pool))
+            .map(|a| a.name())
+            .collect(),
+        _ => o.approaches.iter().map(|a| a.name()).collect(),
+    }
+}
+
+fn print_table(w: Workload, o: &Opts, results: &Results) {
+    println!();
+    match w {
+        Workload::Handoff => {
+            println!(
+                "handoff: {} per run, {} runs; median time per handoff (spread = (max-min)/median)",
+                o.handoffs, o.reps
+            );
+            for a in approaches(w, o) {
+                if let Some(s) = results.get(&(w, a, 1)) {
+                    let (m, lo, hi) = summary(s, ns_per_op);
+                    println!("{a:<10}{:>10.1} us ±{:.0}%", m / 1e3, (hi - lo) / m * 50.0);
+                }
+            }
+            return;
+        }
+        Workload::Scale => {
+            println!(
+                "scale: {} reads of 4 KiB per run, {} ns device latency, {} runs; \
+                 median wall / CPU time per read in us",
+                o.scale_ops, o.scale_nsec, o.reps
+            );
+            print!("{:<10}", "in flight");
+            for d in &o.scale {
+                print!("{:>20}", d);
+            }
+            println!();
+            for a in approaches(w, o) {
+                print!("{a:<10}");
+                for &d in &o.scale {
+                    match results.get(&(w, a, d)) {
+                        Some(s) => {
+                            let cell = format!(
+                                "{:.1} / {:.1}",
+                                summary(s, ns_per_op).0 / 1e3,
+                                summary(s, cpu_per_op).0 / 1e3
+                            );
+                            print!("{cell:>20}");
+                        }
+                        None => print!("{:>20}", "-"),
+                    }
+                }
+                println!();
+            }
+            return;
+        }
+        _ => {}
+    }
     let ops = match w {
         Workload::Cached | Workload::CachedBdev => o.cached_ops,
-        Workload::Direct => o.direct_ops,
+        _ => o.direct_ops,
     };
-    println!();
     println!(
         "{}: {} reads of 4 KiB per run, {} runs; median reads/s (spread = (max-min)/median)",
         w.name(),
@@ -246,14 +423,14 @@ fn print_table(w: Workload, o: &Opts, results: &BTreeMap<Key, Vec<Sample>>) {
         print!("{:>17}", d);
     }
     println!();
-    for &a in &o.approaches {
-        print!("{:<10}", a.name());
+    for a in approaches(w, o) {
+        print!("{a:<10}");
         for (i, &d) in o.depths.iter().enumerate() {
             // sync is depth 1 whatever the column: shown once, first.
-            let d = if a == Approach::Sync { 1 } else { d };
+            let d = if a == "sync" { 1 } else { d };
             match results.get(&(w, a, d)) {
-                Some(s) if a != Approach::Sync || i == 0 => {
-                    let (m, lo, hi) = summary(s);
+                Some(s) if a != "sync" || i == 0 => {
+                    let (m, lo, hi) = summary(s, Sample::ops_per_sec);
                     let cell = format!("{} ±{:.0}%", fmt_rate(m), (hi - lo) / m * 50.0);
                     print!("{:>17}", cell);
                 }
@@ -264,120 +441,172 @@ fn print_table(w: Workload, o: &Opts, results: &BTreeMap<Key, Vec<Sample>>) {
     }
 }
 
-fn med(results: &BTreeMap<Key, Vec<Sample>>, w: Workload, a: Approach, d: usize) -> Option<f64> {
-    results.get(&(w, a, d)).map(|s| summary(s).0)
+/// Median throughput.
+fn rate(results: &Results, w: Workload, a: &str, d: usize) -> Option<f64> {
+    results
+        .iter()
+        .find(|((rw, ra, rd), _)| *rw == w && *ra == a && *rd == d)
+        .map(|(_, s)| summary(s, Sample::ops_per_sec).0)
 }
 
-fn print_ratios(results: &BTreeMap<Key, Vec<Sample>>) {
-    use Approach::*;
+/// Median CPU time per operation.
+fn cpu(results: &Results, w: Workload, a: &str, d: usize) -> Option<f64> {
+    results
+        .iter()
+        .find(|((rw, ra, rd), _)| *rw == w && *ra == a && *rd == d)
+        .map(|(_, s)| summary(s, cpu_per_op).0)
+}
+
+/// A ratio the issue sets a target for: what, numerator, denominator,
+/// target (0: none), whether higher is better.
+type Check = (String, Option<f64>, Option<f64>, f64, bool);
+
+fn print_ratios(results: &Results, o: &Opts) {
     use Workload::*;
-    let checks: [(&str, Workload, Approach, usize, Approach, usize, f64); 10] = [
-        (
-            "cached chains of 16 vs sync",
-            Cached,
-            Chain16,
-            1,
-            Sync,
-            1,
-            1.25,
-        ),
-        (
-            "cached single atom vs sync",
-            Cached,
-            Syslet,
-            1,
-            Sync,
-            1,
-            0.9,
-        ),
-        (
-            "direct d=32 syslets vs sync",
-            Direct,
-            Syslet,
-            32,
-            Sync,
-            1,
-            20.0,
-        ),
-        (
-            "direct d=32 syslets vs io_uring",
-            Direct,
-            Syslet,
-            32,
-            Uring,
-            32,
-            0.8,
-        ),
-        (
-            "direct d=32 threadlets vs sync",
-            Direct,
-            Threadlet,
-            32,
-            Sync,
-            1,
-            15.0,
-        ),
-        (
-            "direct d=32 syslets vs 32 threads",
-            Direct,
-            Syslet,
-            32,
-            Pool,
-            32,
-            1.0,
-        ),
-        (
-            "cached threadlet vs sync",
-            Cached,
-            Threadlet,
-            1,
-            Sync,
-            1,
-            0.0,
-        ),
-        (
-            "cached-bdev chains of 16 vs sync",
-            CachedBdev,
-            Chain16,
-            1,
-            Sync,
-            1,
-            1.25,
-        ),
-        (
-            "cached-bdev single atom vs sync",
-            CachedBdev,
-            Syslet,
-            1,
-            Sync,
-            1,
-            0.9,
-        ),
-        (
-            "cached-bdev io_uring d=1 vs sync",
-            CachedBdev,
-            Uring,
-            1,
-            Sync,
-            1,
-            0.0,
-        ),
-    ];
+    let mut checks: Vec<Check> = Vec::new();
+    let mut thr = |what: &str, w, a, da, b, db, target| {
+        checks.push((
+            what.to_string(),
+            rate(results, w, a, da),
+            rate(results, w, b, db),
+            target,
+            true,
+        ))
+    };
+    thr(
+        "cached-bdev chains of 16 vs sync",
+        CachedBdev,
+        "chain16",
+        1,
+        "sync",
+        1,
+        1.25,
+    );
+    thr(
+        "cached-bdev single atom vs sync",
+        CachedBdev,
+        "syslet",
+        1,
+        "sync",
+        1,
+        0.9,
+    );
+    thr(
+        "cached-bdev io_uring d=1 vs sync",
+        CachedBdev,
+        "io_uring",
+        1,
+        "sync",
+        1,
+        0.0,
+    );
+    thr(
+        "cached (tmpfs) chains of 16 vs sync",
+        Cached,
+        "chain16",
+        1,
+        "sync",
+        1,
+        1.25,
+    );
+    thr(
+        "cached (tmpfs) single atom vs sync",
+        Cached,
+        "syslet",
+        1,
+        "sync",
+        1,
+        0.9,
+    );
+    thr(
+        "direct d=32 syslets vs sync",
+        Direct,
+        "syslet",
+        32,
+        "sync",
+        1,
+        20.0,
+    );
+    thr(
+        "direct d=32 syslets vs io_uring",
+        Direct,
+        "syslet",
+        32,
+        "io_uring",
+        32,
+        0.8,
+    );
+    thr(
+        "direct d=32 threadlets vs sync",
+        Direct,
+        "threadlet",
+        32,
+        "sync",
+        1,
+        15.0,
+    );
+    thr(
+        "direct d=32 syslets vs 32 threads",
+        Direct,
+        "syslet",
+        32,
+        "pool",
+        32,
+        1.0,
+    );
+    thr(
+        "direct d=32 io_uring vs sync",
+        Direct,
+        "io_uring",
+        32,
+        "sync",
+        1,
+        0.0,
+    );
+    thr(
+        "buffered d=32 syslets vs io_uring",
+        Buffered,
+        "syslet",
+        32,
+        "io_uring",
+        32,
+        1.0,
+    );
+    thr(
+        "buffered d=32 syslets vs sync",
+        Buffered,
+        "syslet",
+        32,
+        "sync",
+        1,
+        0.0,
+    );
+    if let (Some(&lo), Some(&hi)) = (o.scale.iter().min(), o.scale.iter().max()) {
+        for a in ["syslet", "threadlet", "io_uring"] {
+            checks.push((
+                format!("scale CPU/read {hi} vs {lo} in flight, {a}"),
+                cpu(results, Scale, a, hi),
+                cpu(results, Scale, a, lo),
+                if a == "io_uring" { 0.0 } else { 1.5 },
+                false,
+            ));
+        }
+    }
     println!();
     println!("ratios of medians (issue 5 targets; a benchmark, not a test):");
-    for (what, w, a, da, b, db, target) in checks {
-        let (Some(x), Some(y)) = (med(results, w, a, da), med(results, w, b, db)) else {
+    for (what, x, y, target, higher) in checks {
+        let (Some(x), Some(y)) = (x, y) else {
             continue;
         };
         let r = x / y;
-        let verdict = if target == 0.0 {
-            String::new()
-        } else if r >= target {
-            format!("target >= {target}: met")
-        } else {
-            format!("target >= {target}: MISSED")
+        let verdict = match (target == 0.0, higher) {
+            (true, _) => String::new(),
+            (false, true) if r >= target => format!("target >= {target}: met"),
+            (false, true) => format!("target >= {target}: MISSED"),
+            (false, false) if r <= target => format!("target <= {target}: met"),
+            (false, false) => format!("target <= {target}: MISSED"),
         };
-        println!("  {what:<36} {r:>7.2}x   {verdict}");
+        println!("  {what:<44} {r:>7.2}x   {verdict}");
     }
 }
 
@@ -392,14 +621,23 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if o.ktap {
+        println!("TAP version 13");
+        println!("1..{}", o.workloads.len());
+    }
     if let Err(e) = syslet::check_supported() {
         eprintln!("syslet-bench: no syslets in this kernel: {e}");
+        if o.ktap {
+            for (k, w) in o.workloads.iter().enumerate() {
+                println!("not ok {} {} # no syslets: {e}", k + 1, w.name());
+            }
+        }
         return ExitCode::from(1);
     }
     let uname = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "syslet-bench: kernel {}, {cpus} cpus, depths {:?}, {} runs (+{} warm-up)",
+        "# syslet-bench: kernel {}, {cpus} cpus, depths {:?}, {} runs (+{} warm-up)",
         uname.trim(),
         o.depths,
         o.reps,
@@ -410,8 +648,12 @@ fn main() -> ExitCode {
             completion_nsec: o.completion_nsec,
             ..nullb::Config::default()
         };
-        let r = Target::nullb(&format!("sdiag{}", std::process::id()), &cfg, true)
-            .and_then(|t| diag::run(&t, o.diag));
+        let r = Target::nullb(
+            &format!("sdiag{}", std::process::id()),
+            &cfg,
+            Access::Direct,
+        )
+        .and_then(|t| diag::run(&t, o.diag));
         return match r {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -421,25 +663,34 @@ fn main() -> ExitCode {
         };
     }
     println!("BENCH-CSV-BEGIN");
-    println!("BENCH,workload,approach,depth,rep,ops,ns,ops_per_sec,went_async");
+    println!("BENCH,workload,approach,depth,rep,ops,ns,ops_per_sec,went_async,cpu_ns");
     let mut results = BTreeMap::new();
-    let mut failed = None;
+    let mut failed = 0;
+    let mut verdicts = Vec::new();
     for &w in &o.workloads {
-        if let Err(e) = run_workload(w, &o, &mut results) {
-            failed = Some(e);
-            break;
+        let r = run_workload(w, &o, &mut results);
+        if let Err(e) = &r {
+            eprintln!("syslet-bench: {e}");
+            failed += 1;
         }
+        verdicts.push((w, r));
     }
     println!("BENCH-CSV-END");
     for &w in &o.workloads {
         print_table(w, &o, &results);
     }
-    print_ratios(&results);
-    match failed {
-        Some(e) => {
-            eprintln!("syslet-bench: {e}");
-            ExitCode::from(1)
+    print_ratios(&results, &o);
+    if o.ktap {
+        for (k, (w, r)) in verdicts.iter().enumerate() {
+            match r {
+                Ok(()) => println!("ok {} {}", k + 1, w.name()),
+                Err(e) => println!("not ok {} {} # {e}", k + 1, w.name()),
+            }
         }
-        None => ExitCode::SUCCESS,
+    }
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }

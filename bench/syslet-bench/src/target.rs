@@ -67,6 +67,18 @@ pub fn pread(fd: RawFd, buf: &mut Block, off: u64) -> i64 {
     }
 }
 
+/// How a null_blk device is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `O_DIRECT`: every read goes to the device.
+    Direct,
+    /// Through the page cache, filled once at the start.
+    Cached,
+    /// Through the page cache, which the caller empties before each run
+    /// (`Target::drop_caches`).
+    Buffered,
+}
+
 /// A file or device to read 4 KiB blocks from.
 #[derive(Debug)]
 pub struct Target {
@@ -116,12 +128,15 @@ impl Target {
     }
 
     /// A memory-backed null_blk device `name` of `cfg.size_mib` MiB, written
-    /// with markers.  `direct`: opened `O_RDONLY | O_DIRECT`, every read
+    /// with markers.  `Access::Direct`: opened `O_RDONLY | O_DIRECT`, every read
     /// goes to the device and completes after `cfg.completion_nsec`.
-    /// Otherwise opened `O_RDONLY` and read once from end to end: its page
-    /// cache holds every block (a block device's page cache, which io_uring
-    /// reads without punting to a worker, unlike tmpfs in 6.12).
-    pub fn nullb(name: &str, cfg: &nullb::Config, direct: bool) -> io::Result<Target> {
+    /// `Access::Cached`: opened `O_RDONLY` and read once from end to end:
+    /// its page cache holds every block (a block device's page cache, which
+    /// io_uring reads without punting to a worker, unlike tmpfs in 6.12).
+    /// `Access::Buffered`: opened `O_RDONLY` with readahead off
+    /// (`POSIX_FADV_RANDOM`), nothing read.
+    pub fn nullb(name: &str, cfg: &nullb::Config, mode: Access) -> io::Result<Target> {
+        let direct = mode == Access::Direct;
         let dev = NullBlk::create(name, cfg)?;
         let blocks = cfg.size_mib * (1 << 20) / BLOCK as u64;
         {
@@ -158,11 +173,18 @@ impl Target {
             .read(true)
             .custom_flags(if direct { libc::O_DIRECT } else { 0 })
             .open(dev.path())?;
-        if !direct {
+        if mode == Access::Cached {
             let mut buf = Block::boxed();
             for i in 0..blocks {
                 let off = i * BLOCK as u64;
                 check(pread(f.as_raw_fd(), &mut buf, off), &buf.0, off)?;
+            }
+        }
+        if mode == Access::Buffered {
+            // SAFETY: plain integer arguments on our descriptor.
+            let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_RANDOM) };
+            if r != 0 {
+                return Err(io::Error::from_raw_os_error(r));
             }
         }
         Ok(Target {
@@ -173,19 +195,104 @@ impl Target {
         })
     }
 
-    /// `n` random block offsets (bytes), reproducible from `seed`.
+    /// `n` random block offsets (bytes), reproducible from `seed`.  When
+    /// `n` is at most the number of blocks, they are distinct (a partial
+    /// Fisher-Yates shuffle): no read of a run hits a block another read
+    /// of the same run brought into the page cache, and every completion
+    /// can be matched to exactly one request.
     pub fn offsets(&self, n: usize, seed: u64) -> Vec<u64> {
         let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..n)
-            .map(|_| {
-                // xorshift64*
-                x ^= x >> 12;
-                x ^= x << 25;
-                x ^= x >> 27;
-                let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d);
-                (r % self.blocks) * BLOCK as u64
-            })
-            .collect()
+        let mut rnd = move || {
+            // xorshift64*
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        };
+        let b = BLOCK as u64;
+        if n as u64 > self.blocks {
+            return (0..n).map(|_| (rnd() % self.blocks) * b).collect();
+        }
+        let mut all: Vec<u64> = (0..self.blocks).collect();
+        for i in 0..n {
+            let j = i + (rnd() % (self.blocks - i as u64)) as usize;
+            all.swap(i, j);
+        }
+        all.truncate(n);
+        all.into_iter().map(|k| k * b).collect()
+    }
+
+    /// Drop this target's blocks from the page cache (a block device's
+    /// buffers and the whole page cache), so that the next buffered read
+    /// of each block goes to the device.
+    pub fn drop_caches(&self) -> io::Result<()> {
+        // _IO(0x12, 97) in <linux/fs.h>; the libc crate lacks it.
+        const BLKFLSBUF: libc::c_ulong = 0x1261;
+        // SAFETY: BLKFLSBUF takes no argument memory; the fd is ours.
+        let r = unsafe { libc::ioctl(self.raw(), BLKFLSBUF, 0) };
+        if r != 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("BLKFLSBUF: {e}")));
+        }
+        std::fs::write("/proc/sys/vm/drop_caches", "3")
+            .map_err(|e| io::Error::new(e.kind(), format!("drop_caches: {e}")))
+    }
+}
+
+/// Exactly-once bookkeeping of one run whose offsets are distinct: every
+/// completion marks its block, a block marked twice is an error, and at
+/// the end every requested block must have been marked.
+#[derive(Debug)]
+pub struct Tally {
+    seen: Vec<std::sync::atomic::AtomicBool>,
+    marked: std::sync::atomic::AtomicU64,
+}
+
+impl Tally {
+    /// For the distinct offsets `offs` (`None` when they repeat: the
+    /// check is then only that each read returned its block).
+    pub fn new(t: &Target, offs: &[u64]) -> Option<Tally> {
+        if offs.len() as u64 > t.blocks {
+            return None;
+        }
+        Some(Tally {
+            seen: (0..t.blocks)
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+            marked: std::sync::atomic::AtomicU64::new(0),
+        })
+    }
+
+    /// A completion for the block at `off`: an error if one came before.
+    pub fn mark(&self, off: u64) -> io::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let i = (off / BLOCK as u64) as usize;
+        match self.seen.get(i) {
+            Some(b) if !b.swap(true, Relaxed) => {
+                self.marked.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            _ => Err(io::Error::other(format!(
+                "a second completion for the read at offset {off}"
+            ))),
+        }
+    }
+
+    /// Every one of `offs` completed once.
+    pub fn all(&self, offs: &[u64]) -> io::Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = self.marked.load(Relaxed);
+        let missing = offs
+            .iter()
+            .filter(|&&o| !self.seen[(o / BLOCK as u64) as usize].load(Relaxed))
+            .count();
+        if m != offs.len() as u64 || missing != 0 {
+            return Err(io::Error::other(format!(
+                "{m} completions for {} reads, {missing} never completed",
+                offs.len()
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -214,6 +321,19 @@ mod tests {
         for &o in &offs[..20] {
             check(pread(t.raw(), &mut b, o), &b.0, o).unwrap();
         }
+        // At most as many as there are blocks: distinct.
+        let mut d = t.offsets(256, 3);
+        d.sort_unstable();
+        d.dedup();
+        assert_eq!(d.len(), 256);
+        let tally = Tally::new(&t, &d).unwrap();
+        assert!(tally.all(&d).is_err());
+        for &o in &d {
+            tally.mark(o).unwrap();
+        }
+        assert!(tally.mark(d[7]).is_err());
+        tally.all(&d).unwrap();
+        assert!(Tally::new(&t, &offs).is_none());
         // Another block's data is refused.
         let r = pread(t.raw(), &mut b, 4096);
         assert!(check(r, &b.0, 8192).is_err());
