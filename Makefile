@@ -15,6 +15,14 @@ TIMEOUT    ?= 900
 # Syslets in flight at once in the big cachemiss tests on the debug kernel
 # (KASAN and lockdep under TCG; the normal kernel runs 10,000)
 DEBUG_INFLIGHT ?= 1000
+# make bench: wall (multi-threaded TCG, host time) or icount (deterministic
+# guest time), arguments for syslet-bench, QEMU's limit, where runs go
+BENCH_MODE    ?= wall
+BENCH_ARGS    ?=
+BENCH_TIMEOUT ?= 7200
+RESULTS       ?= $(CURDIR)/results
+# make bench-plot: the CSV to draw again
+CSV           ?=
 
 export QEMU_ACCEL JOBS V
 
@@ -51,6 +59,10 @@ help:
 	@echo "  make guest-run FILES=\"a b\" CMD=\"./a --x\""
 	@echo "                    boot the patched kernel, run CMD on FILES in the guest"
 	@echo "  make report       re-judge the saved guest logs without booting"
+	@echo "  make bench        run syslet-bench in the guest; log, CSV, tables, plots"
+	@echo "                    in RESULTS/<UTC stamp>-BENCH_MODE/ and RESULTS/latest"
+	@echo "  make bench-plot CSV=results/latest/bench.csv"
+	@echo "                    draw the plots and medians.csv of a CSV again (beside it)"
 	@echo "  make kernel       the patched kernel (normal config)"
 	@echo "  make kernel-debug the patched kernel (lockdep, KASAN, ... config)"
 	@echo "  make headers      install the patched uapi headers to $(HDR)"
@@ -66,12 +78,15 @@ help:
 	@echo "  KERNEL_SRC=$(KERNEL_SRC)  (empty: Debian's linux-source-6.12)"
 	@echo "  QEMU_ACCEL=$(QEMU_ACCEL)  (tcg or kvm)"
 	@echo "  JOBS=$(JOBS) TIMEOUT=$(TIMEOUT) V=$(V)"
+	@echo "  BENCH_MODE=$(BENCH_MODE)  (wall or icount)  BENCH_ARGS=$(BENCH_ARGS)  (e.g. --smoke)"
+	@echo "  BENCH_TIMEOUT=$(BENCH_TIMEOUT) RESULTS=$(RESULTS)"
 
 # ---------------------------------------------------------------- set-up
 
+# DEPS_FLAGS: `make bench` sets --bench for itself and its prerequisites.
 .PHONY: deps
 deps:
-	$(Q)ci/deps.sh $(if $(KERNEL_SRC),--no-kernel-source)
+	$(Q)ci/deps.sh $(if $(KERNEL_SRC),--no-kernel-source) $(DEPS_FLAGS)
 
 # The kernel work tree: pristine 6.12 + the series as commits.
 .PHONY: kernel-tree
@@ -102,7 +117,7 @@ guest-programs: headers
 	@echo "[cargo] building static guest programs"
 	$(Q)RUSTFLAGS="$(STATIC_RUSTFLAGS)" CARGO_TARGET_DIR=$(CARGO_DIR) \
 		cargo build -q --release --target $(TARGET) \
-		-p syslet-init -p syslet-guest-tests -p syslet --examples --bins
+		-p syslet-init -p syslet-guest-tests -p syslet -p syslet-bench --examples --bins
 	@echo "[selftests] building $(SELFTEST)"
 	$(Q)mkdir -p $(dir $(SELFTEST))
 	$(Q)gcc -static -O2 -Wall -Werror -I$(HDR) -I$(KTREE)/tools/testing/selftests \
@@ -115,7 +130,7 @@ guest-programs: headers
 INITRD_ENV = GEN_INIT_CPIO=$(GEN_CPIO) INIT=$(GUEST_BIN)/init \
 	GUEST_TESTS=$(GUEST_BIN)/syslet-guest-tests SELFTEST=$(SELFTEST) \
 	CACHEMISS_TEST=$(CACHEMISS) THREADLET_TEST=$(THREADLET) \
-	DEMO=$(GUEST_BIN)/examples/demo
+	SYSLET_BENCH=$(GUEST_BIN)/syslet-bench DEMO=$(GUEST_BIN)/examples/demo
 
 .PHONY: initramfs
 initramfs: guest-programs $(GEN_CPIO)
@@ -163,6 +178,21 @@ test: kernel kernel-debug initramfs
 report:
 	$(Q)for r in $(LOGS)/*.result; do echo "== $$r"; cat $$r; done
 	$(Q)qemu/summarize.sh $(LOGS)/host.result $(LOGS)/normal.result $(LOGS)/debug.result
+
+# ------------------------------------------------------------ benchmarks
+
+# One boot of the normal kernel running syslet-bench; ci/bench.sh packs
+# its own initramfs and writes $(RESULTS)/<UTC stamp>-$(BENCH_MODE)/.
+.PHONY: bench
+bench: DEPS_FLAGS := --bench
+bench: deps kernel guest-programs $(GEN_CPIO)
+	$(Q)GEN_INIT_CPIO=$(GEN_CPIO) INIT=$(GUEST_BIN)/init BENCH_TIMEOUT=$(BENCH_TIMEOUT) \
+		ci/bench.sh $(BZ_NORMAL) $(GUEST_BIN)/syslet-bench "$(RESULTS)" "$(BENCH_MODE)" $(BENCH_ARGS)
+
+.PHONY: bench-plot
+bench-plot:
+	$(Q)test -n "$(CSV)" || { echo 'usage: make bench-plot CSV=results/latest/bench.csv' >&2; exit 2; }
+	$(Q)bench/plot.sh "$(CSV)"
 
 # ----------------------------------------------------------- maintenance
 

@@ -1,7 +1,22 @@
 #!/usr/bin/env bash
 # Install the Debian packages the build, the tests and the benchmarks need.
-# Idempotent: only missing packages are installed.  Usage: ci/deps.sh [--no-kernel-source]
+# Idempotent: only missing packages are installed.
+# Usage: ci/deps.sh [--no-kernel-source] [--bench]
+#   --no-kernel-source  not Debian's linux-source-6.12 (KERNEL_SRC= is used)
+#   --bench             also gnuplot-nox, for the plots of `make bench`
 set -euo pipefail
+
+kernel_source=1 bench=0
+for arg in "$@"; do
+	case $arg in
+	--no-kernel-source) kernel_source=0 ;;
+	--bench) bench=1 ;;
+	*)
+		echo "usage: ci/deps.sh [--no-kernel-source] [--bench]" >&2
+		exit 2
+		;;
+	esac
+done
 
 pkgs=(
 	make gcc libc6-dev git file cpio xz-utils rsync python3 perl
@@ -9,7 +24,8 @@ pkgs=(
 	libclang-dev clang                                   # bindgen
 	qemu-system-x86                                      # the guest
 )
-[ "${1:-}" = "--no-kernel-source" ] || pkgs+=(linux-source-6.12)
+[ "$kernel_source" = 0 ] || pkgs+=(linux-source-6.12)
+[ "$bench" = 0 ] || pkgs+=(gnuplot-nox)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -15,8 +15,12 @@
 #
 # Environment:
 #   QEMU_ACCEL  tcg (default; -cpu max, multi-threaded TCG) or kvm (-cpu host)
+#   QEMU_ICOUNT with tcg: run single-threaded TCG with "-icount $QEMU_ICOUNT"
+#               (e.g. "shift=0,sleep=off": guest time counts instructions,
+#               1 ns each, and skips idle time; QEMU refuses icount with
+#               multi-threaded TCG); empty or unset: no icount
 #   QEMU        the binary (default qemu-system-x86_64)
-#   QEMU_EXTRA  extra QEMU arguments, split on whitespace (e.g. "-icount shift=5")
+#   QEMU_EXTRA  extra QEMU arguments, split on whitespace (e.g. "-d guest_errors")
 #
 # Exit-code map (QEMU's isa-debug-exit device exits with (v << 1) | 1 for
 # a value v written to port 0xf4; initramfs/init writes 1, 2 or 3):
@@ -70,10 +74,23 @@ for f in "$kernel" "$initrd"; do
 done
 
 qemu=${QEMU:-qemu-system-x86_64}
+icount=${QEMU_ICOUNT:-}
 # shellcheck disable=SC2054 # commas inside QEMU option values are intended.
 case ${QEMU_ACCEL:-tcg} in
-tcg) accel=(-accel tcg,thread=multi -cpu max) ;;
-kvm) accel=(-accel kvm -cpu host) ;;
+tcg)
+	if [[ -n $icount ]]; then
+		accel=(-accel tcg,thread=single -cpu max -icount "$icount")
+	else
+		accel=(-accel tcg,thread=multi -cpu max)
+	fi
+	;;
+kvm)
+	[[ -z $icount ]] || {
+		echo "run-qemu.sh: QEMU_ICOUNT needs QEMU_ACCEL=tcg" >&2
+		exit 64
+	}
+	accel=(-accel kvm -cpu host)
+	;;
 *)
 	echo "run-qemu.sh: QEMU_ACCEL must be tcg or kvm" >&2
 	exit 64
@@ -96,7 +113,7 @@ cmd=(
 )
 
 mkdir -p "$(dirname -- "$log")"
-echo "[qemu] booting $kernel with $initrd (${QEMU_ACCEL:-tcg}, smp $smp, $mem, limit ${timeout_s}s), console log: $log"
+echo "[qemu] booting $kernel with $initrd (${QEMU_ACCEL:-tcg}${icount:+ icount $icount}, smp $smp, $mem, limit ${timeout_s}s), console log: $log"
 shown=''
 for a in "${cmd[@]}"; do
 	if [[ $a =~ ^[A-Za-z0-9_./=:,+@%-]+$ ]]; then shown+=" $a"; else shown+=" '${a//\'/\'\\\'\'}'"; fi
