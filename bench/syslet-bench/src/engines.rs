@@ -294,8 +294,10 @@ fn run_threadlet(
     offs: &[u64],
     tally: Option<&Tally>,
 ) -> io::Result<Sample> {
-    // One idle spare per threadlet that may be pending.
+    // One idle spare per threadlet that may be pending, parked before
+    // the clock starts.
     let rt = Threadlets::builder().spares(depth).build()?;
+    crate::spares::wait_parked(depth)?;
     let mut free: Vec<Box<Block>> = (0..depth).map(|_| Block::boxed()).collect();
     let mut pending = VecDeque::with_capacity(depth);
     let (mut next, mut done, mut went_async) = (0, 0, 0u64);

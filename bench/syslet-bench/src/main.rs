@@ -36,6 +36,7 @@ mod diag;
 mod engines;
 mod handoff;
 mod nullb;
+mod spares;
 mod target;
 
 use std::collections::BTreeMap;
@@ -98,6 +99,10 @@ struct Opts {
     scale_nsec: u64,
     handoffs: usize,
     ktap: bool,
+    /// Run each approach of a workload in a process of its own.
+    isolate: bool,
+    /// This is such a process: print the CSV rows only.
+    child: bool,
     diag: usize,
 }
 
@@ -118,6 +123,8 @@ impl Default for Opts {
             scale_nsec: 1_000_000,
             handoffs: 200,
             ktap: false,
+            isolate: true,
+            child: false,
             diag: 0,
         }
     }
@@ -129,7 +136,7 @@ const USAGE: &str = "usage: syslet-bench [--smoke] [--ktap] [--reps N] [--warmup
        [--approaches sync,syslet,chain16,threadlet,io_uring,pool]
        [--cached-ops N] [--direct-ops N] [--dir DIR] [--completion-nsec N]
        [--scale 100,1000,10000] [--scale-ops N] [--scale-nsec N]
-       [--handoffs N] [--diag N]";
+       [--handoffs N] [--no-isolate] [--diag N]";
 
 fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
     s.split(',')
@@ -156,6 +163,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Opts, String> {
                 o.ktap = true;
             }
             "--ktap" => o.ktap = true,
+            "--no-isolate" => o.isolate = false,
+            "--child" => o.child = true,
             "--scale" => {
                 o.scale = list(&val()?, |x| {
                     x.parse().ok().filter(|d| (1..=MAX_OUTSTANDING).contains(d))
@@ -269,6 +278,108 @@ fn allow_threads(n: usize) {
     if cur < want {
         let _ = std::fs::write("/proc/sys/kernel/threads-max", want.to_string());
     }
+}
+
+fn list_arg<T: ToString>(v: &[T]) -> String {
+    v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+}
+
+/// The arguments of a child process running `approaches` of `w`.
+fn child_args(o: &Opts, w: Workload, approaches: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "--child".into(),
+        "--workloads".into(),
+        w.name().into(),
+        "--reps".into(),
+        o.reps.to_string(),
+        "--warmup".into(),
+        o.warmup.to_string(),
+        "--depths".into(),
+        list_arg(&o.depths),
+        "--cached-ops".into(),
+        o.cached_ops.to_string(),
+        "--direct-ops".into(),
+        o.direct_ops.to_string(),
+        "--dir".into(),
+        o.dir.display().to_string(),
+        "--completion-nsec".into(),
+        o.completion_nsec.to_string(),
+        "--scale".into(),
+        list_arg(&o.scale),
+        "--scale-ops".into(),
+        o.scale_ops.to_string(),
+        "--scale-nsec".into(),
+        o.scale_nsec.to_string(),
+        "--handoffs".into(),
+        o.handoffs.to_string(),
+    ];
+    if !approaches.is_empty() {
+        a.push("--approaches".into());
+        a.push(approaches.join(","));
+    }
+    a
+}
+
+/// A CSV row of a child: recorded as if measured here.
+fn take_row(line: &str, results: &mut Results, o: &Opts) -> Option<()> {
+    let f: Vec<&str> = line.split(',').collect();
+    let [w, a, depth, rep, ops, ns, _, went_async, cpu_ns] = f[..] else {
+        return None;
+    };
+    let w = Workload::parse(w)?;
+    let a: &'static str = Approach::parse(a)
+        .map(Approach::name)
+        .or_else(|| handoff::APPROACHES.into_iter().find(|&h| h == a))?;
+    let rep = if rep == "warmup" {
+        0
+    } else {
+        o.warmup + rep.parse::<usize>().ok()?
+    };
+    let s = Sample {
+        ops: ops.parse().ok()?,
+        ns: ns.parse().ok()?,
+        went_async: went_async.parse().ok()?,
+        cpu_ns: cpu_ns.parse().ok()?,
+    };
+    record(results, w, a, depth.parse().ok()?, rep, o, s);
+    Some(())
+}
+
+/// Run every approach of `w` in a process of its own (this program,
+/// `--child`): what one approach leaves behind (idle spares, threads, a
+/// kernel pool) cannot change the figures of the next.
+fn run_isolated(w: Workload, o: &Opts, results: &mut Results) -> io::Result<()> {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let groups: Vec<Vec<&str>> = match w {
+        // Three light approaches, one process.
+        Workload::Handoff => vec![Vec::new()],
+        _ => approaches(w, o).into_iter().map(|a| vec![a]).collect(),
+    };
+    for g in groups {
+        let mut child = Command::new("/proc/self/exe")
+            .args(child_args(o, w, &g))
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let out = child.stdout.take().expect("piped");
+        for line in io::BufReader::new(out).lines() {
+            let line = line?;
+            match line.strip_prefix("BENCH,") {
+                Some(row) if take_row(row, results, o).is_some() => {}
+                _ => println!("{line}"),
+            }
+        }
+        let st = child.wait()?;
+        if !st.success() {
+            return Err(io::Error::other(format!(
+                "{} {}: the child process failed ({st})",
+                w.name(),
+                g.join(",")
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn run_workload(w: Workload, o: &Opts, results: &mut Results) -> io::Result<()> {
@@ -621,6 +732,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if o.child {
+        let mut results = BTreeMap::new();
+        for &w in &o.workloads {
+            if let Err(e) = run_workload(w, &o, &mut results) {
+                eprintln!("syslet-bench: {e}");
+                return ExitCode::from(1);
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
     if o.ktap {
         println!("TAP version 13");
         println!("1..{}", o.workloads.len());
@@ -668,7 +789,11 @@ fn main() -> ExitCode {
     let mut failed = 0;
     let mut verdicts = Vec::new();
     for &w in &o.workloads {
-        let r = run_workload(w, &o, &mut results);
+        let r = if o.isolate {
+            run_isolated(w, &o, &mut results)
+        } else {
+            run_workload(w, &o, &mut results)
+        };
         if let Err(e) = &r {
             eprintln!("syslet-bench: {e}");
             failed += 1;
