@@ -284,8 +284,9 @@ fn list_arg<T: ToString>(v: &[T]) -> String {
     v.iter().map(T::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// The arguments of a child process running `approaches` of `w`.
-fn child_args(o: &Opts, w: Workload, approaches: &[&str]) -> Vec<String> {
+/// The arguments of a child process running `approaches` of `w` (at the
+/// scale sizes `scale`).
+fn child_args(o: &Opts, w: Workload, approaches: &[&str], scale: &[usize]) -> Vec<String> {
     let mut a: Vec<String> = vec![
         "--child".into(),
         "--workloads".into(),
@@ -305,7 +306,7 @@ fn child_args(o: &Opts, w: Workload, approaches: &[&str]) -> Vec<String> {
         "--completion-nsec".into(),
         o.completion_nsec.to_string(),
         "--scale".into(),
-        list_arg(&o.scale),
+        list_arg(scale),
         "--scale-ops".into(),
         o.scale_ops.to_string(),
         "--scale-nsec".into(),
@@ -352,14 +353,23 @@ fn run_isolated(w: Workload, o: &Opts, results: &mut Results) -> io::Result<()> 
     use std::io::BufRead;
     use std::process::{Command, Stdio};
 
-    let groups: Vec<Vec<&str>> = match w {
+    let groups: Vec<(Vec<&str>, Vec<usize>)> = match w {
         // Three light approaches, one process.
-        Workload::Handoff => vec![Vec::new()],
-        _ => approaches(w, o).into_iter().map(|a| vec![a]).collect(),
+        Workload::Handoff => vec![(Vec::new(), o.scale.clone())],
+        // Threadlet spares live as long as their process: 10,000 of them
+        // would slow down every later handoff from the main thread.
+        Workload::Scale => approaches(w, o)
+            .into_iter()
+            .flat_map(|a| o.scale.iter().map(move |&n| (vec![a], vec![n])))
+            .collect(),
+        _ => approaches(w, o)
+            .into_iter()
+            .map(|a| (vec![a], o.scale.clone()))
+            .collect(),
     };
-    for g in groups {
+    for (g, scale) in groups {
         let mut child = Command::new("/proc/self/exe")
-            .args(child_args(o, w, &g))
+            .args(child_args(o, w, &g, &scale))
             .stdout(Stdio::piped())
             .spawn()?;
         let out = child.stdout.take().expect("piped");
