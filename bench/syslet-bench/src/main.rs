@@ -98,6 +98,8 @@ struct Opts {
     scale_ops: usize,
     scale_nsec: u64,
     handoffs: usize,
+    /// Size of the null_blk devices in MiB (the tmpfs file is a quarter).
+    size_mib: u64,
     ktap: bool,
     /// Run each approach of a workload in a process of its own.
     isolate: bool,
@@ -122,6 +124,7 @@ impl Default for Opts {
             scale_ops: 10_000,
             scale_nsec: 1_000_000,
             handoffs: 200,
+            size_mib: 64,
             ktap: false,
             isolate: true,
             child: false,
@@ -136,7 +139,7 @@ const USAGE: &str = "usage: syslet-bench [--smoke] [--ktap] [--reps N] [--warmup
        [--approaches sync,syslet,chain16,threadlet,io_uring,pool]
        [--cached-ops N] [--direct-ops N] [--dir DIR] [--completion-nsec N]
        [--scale 100,1000,10000] [--scale-ops N] [--scale-nsec N]
-       [--handoffs N] [--no-isolate] [--diag N]";
+       [--handoffs N] [--size-mib N] [--no-isolate] [--diag N]";
 
 fn list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
     s.split(',')
@@ -160,6 +163,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Opts, String> {
                 o.scale = vec![10, 100];
                 o.scale_ops = 400;
                 o.handoffs = 20;
+                o.size_mib = 8;
                 o.ktap = true;
             }
             "--ktap" => o.ktap = true,
@@ -173,6 +177,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Opts, String> {
             "--scale-ops" => o.scale_ops = num(val()?)?.max(1),
             "--scale-nsec" => o.scale_nsec = num(val()?)? as u64,
             "--handoffs" => o.handoffs = num(val()?)?.max(1),
+            "--size-mib" => o.size_mib = (num(val()?)? as u64).max(4),
             "--reps" => o.reps = num(val()?)?.max(1),
             "--warmup" => o.warmup = num(val()?)?,
             "--depths" => {
@@ -313,6 +318,8 @@ fn child_args(o: &Opts, w: Workload, approaches: &[&str], scale: &[usize]) -> Ve
         o.scale_nsec.to_string(),
         "--handoffs".into(),
         o.handoffs.to_string(),
+        "--size-mib".into(),
+        o.size_mib.to_string(),
     ];
     if !approaches.is_empty() {
         a.push("--approaches".into());
@@ -404,7 +411,7 @@ fn run_workload(w: Workload, o: &Opts, results: &mut Results) -> io::Result<()> 
     }
     let pid = std::process::id();
     let (t, ops) = match w {
-        Workload::Cached => (Target::cached(&o.dir, 16)?, o.cached_ops),
+        Workload::Cached => (Target::cached(&o.dir, o.size_mib / 4)?, o.cached_ops),
         Workload::Scale => {
             let most = o.scale.iter().copied().max().unwrap_or(1);
             allow_threads(most);
@@ -412,6 +419,7 @@ fn run_workload(w: Workload, o: &Opts, results: &mut Results) -> io::Result<()> 
                 completion_nsec: o.scale_nsec,
                 // Every read in flight holds a tag (blk-mq's limit).
                 hw_queue_depth: (most as u32).clamp(64, 10_240),
+                size_mib: o.size_mib,
                 ..nullb::Config::default()
             };
             (
@@ -422,6 +430,7 @@ fn run_workload(w: Workload, o: &Opts, results: &mut Results) -> io::Result<()> 
         _ => {
             let cfg = nullb::Config {
                 completion_nsec: o.completion_nsec,
+                size_mib: o.size_mib,
                 ..nullb::Config::default()
             };
             let (mode, ops) = match w {
