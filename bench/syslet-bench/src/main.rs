@@ -490,6 +490,15 @@ fn approaches(w: Workload, o: &Opts) -> Vec<&'static str> {
     }
 }
 
+/// A table's header line: `label`, then each column right-aligned.
+fn print_columns(label: &str, cols: &[usize], width: usize) {
+    print!("{label:<10}");
+    for c in cols {
+        print!("{c:>width$}");
+    }
+    println!();
+}
+
 fn print_table(w: Workload, o: &Opts, results: &Results) {
     println!();
     match w {
@@ -512,11 +521,7 @@ fn print_table(w: Workload, o: &Opts, results: &Results) {
                  median wall / CPU time per read in us",
                 o.scale_ops, o.scale_nsec, o.reps
             );
-            print!("{:<10}", "in flight");
-            for d in &o.scale {
-                print!("{:>20}", d);
-            }
-            println!();
+            print_columns("in flight", &o.scale, 20);
             for a in approaches(w, o) {
                 print!("{a:<10}");
                 for &d in &o.scale {
@@ -548,11 +553,7 @@ fn print_table(w: Workload, o: &Opts, results: &Results) {
         ops,
         o.reps
     );
-    print!("{:<10}", "depth");
-    for d in &o.depths {
-        print!("{:>17}", d);
-    }
-    println!();
+    print_columns("depth", &o.depths, 17);
     for a in approaches(w, o) {
         print!("{a:<10}");
         for (i, &d) in o.depths.iter().enumerate() {
@@ -571,20 +572,9 @@ fn print_table(w: Workload, o: &Opts, results: &Results) {
     }
 }
 
-/// Median throughput.
-fn rate(results: &Results, w: Workload, a: &str, d: usize) -> Option<f64> {
-    results
-        .iter()
-        .find(|((rw, ra, rd), _)| *rw == w && *ra == a && *rd == d)
-        .map(|(_, s)| summary(s, Sample::ops_per_sec).0)
-}
-
-/// Median CPU time per operation.
-fn cpu(results: &Results, w: Workload, a: &str, d: usize) -> Option<f64> {
-    results
-        .iter()
-        .find(|((rw, ra, rd), _)| *rw == w && *ra == a && *rd == d)
-        .map(|(_, s)| summary(s, cpu_per_op).0)
+/// The median of `f` over the runs of approach `a` of `w` at depth `d`.
+fn median_of(results: &Results, (w, a, d): Key, f: impl Fn(&Sample) -> f64) -> Option<f64> {
+    results.get(&(w, a, d)).map(|s| summary(s, f).0)
 }
 
 /// A ratio the issue sets a target for: what, numerator, denominator,
@@ -597,8 +587,8 @@ fn print_ratios(results: &Results, o: &Opts) {
     let mut thr = |what: &str, w, a, da, b, db, target| {
         checks.push((
             what.to_string(),
-            rate(results, w, a, da),
-            rate(results, w, b, db),
+            median_of(results, (w, a, da), Sample::ops_per_sec),
+            median_of(results, (w, b, db), Sample::ops_per_sec),
             target,
             true,
         ))
@@ -715,8 +705,8 @@ fn print_ratios(results: &Results, o: &Opts) {
         for a in ["syslet", "threadlet", "io_uring"] {
             checks.push((
                 format!("scale CPU/read {hi} vs {lo} in flight, {a}"),
-                cpu(results, Scale, a, hi),
-                cpu(results, Scale, a, lo),
+                median_of(results, (Scale, a, hi), cpu_per_op),
+                median_of(results, (Scale, a, lo), cpu_per_op),
                 if a == "io_uring" { 0.0 } else { 1.5 },
                 false,
             ));
