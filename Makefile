@@ -40,6 +40,8 @@ LOGS       := $(BUILD)/logs
 SELFTEST   := $(BUILD)/selftests/syslet_test
 CACHEMISS  := $(BUILD)/selftests/cachemiss_test
 THREADLET  := $(BUILD)/selftests/threadlet_test
+# The hardening selftests: exploits of the handoff, each closed by a patch
+HARDENING_TESTS := hardening_test sigtarget_test stall_test
 FRAG_BASE  := qemu/kconfig/base.config
 FRAG_DEBUG := qemu/kconfig/debug.config
 GEN_CPIO   := $(TOOLS)/gen_init_cpio
@@ -126,10 +128,18 @@ guest-programs: headers
 		-o $(CACHEMISS) $(KTREE)/tools/testing/selftests/syslet/cachemiss_test.c -lpthread
 	$(Q)gcc -static -O2 -Wall -Werror -I$(HDR) -I$(KTREE)/tools/testing/selftests \
 		-o $(THREADLET) $(KTREE)/tools/testing/selftests/syslet/threadlet_test.c -lpthread
+	$(Q)for t in $(HARDENING_TESTS); do \
+		gcc -static -O2 -Wall -Werror -I$(HDR) -I$(KTREE)/tools/testing/selftests \
+			-o $(BUILD)/selftests/$$t $(KTREE)/tools/testing/selftests/syslet/$$t.c -lpthread \
+			|| exit 1; \
+	done
 
 INITRD_ENV = GEN_INIT_CPIO=$(GEN_CPIO) INIT=$(GUEST_BIN)/init \
 	GUEST_TESTS=$(GUEST_BIN)/syslet-guest-tests SELFTEST=$(SELFTEST) \
 	CACHEMISS_TEST=$(CACHEMISS) THREADLET_TEST=$(THREADLET) \
+	HARDENING_TEST=$(BUILD)/selftests/hardening_test \
+	SIGTARGET_TEST=$(BUILD)/selftests/sigtarget_test \
+	STALL_TEST=$(BUILD)/selftests/stall_test \
 	SYSLET_BENCH=$(GUEST_BIN)/syslet-bench DEMO=$(GUEST_BIN)/examples/demo
 
 .PHONY: initramfs
@@ -202,7 +212,8 @@ patches:
 
 .PHONY: checkpatch
 checkpatch: kernel-tree
-	$(Q)cd $(KTREE) && ./scripts/checkpatch.pl --strict --quiet --ignore FILE_PATH_CHANGES \
+	$(Q)cd $(KTREE) && PATH=/usr/bin:$$PATH ./scripts/checkpatch.pl --strict --quiet \
+		--ignore FILE_PATH_CHANGES,ENOSYS \
 		$(CURDIR)/kernel-patches/0*.patch
 
 .PHONY: series-check

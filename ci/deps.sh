@@ -20,6 +20,7 @@ done
 
 pkgs=(
 	make gcc libc6-dev git file cpio xz-utils rsync python3 perl
+	python3-ply python3-git
 	flex bison bc libelf-dev libssl-dev dwarves ccache   # kernel build
 	libclang-dev clang                                   # bindgen
 	qemu-system-x86                                      # the guest

@@ -24,4 +24,8 @@ sed -i "s/^Date: .*/Date: $(git_k log -1 --format=%aD HEAD)/" "$out/0000-cover-l
 for p in "$out"/[0-9]*.patch; do
 	case ${p##*/} in 0000-cover-letter.patch) ;; *) echo "${p##*/}" ;; esac
 done > "$out/series"
+# The tree is what the series now says: mark it up to date for
+# ci/kernel-tree.sh (same stamp format).
+printf '%s %s\n' "$(cat "$out"/series "$out"/*.patch | sha256sum | cut -c1-16)" \
+	"$(git_k rev-parse HEAD)" > "$ktree/.git/syslet-series"
 echo "[patches] $(grep -c . "$out/series") files in $out"
