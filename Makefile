@@ -41,7 +41,7 @@ SELFTEST   := $(BUILD)/selftests/syslet_test
 CACHEMISS  := $(BUILD)/selftests/cachemiss_test
 THREADLET  := $(BUILD)/selftests/threadlet_test
 # The hardening selftests: exploits of the handoff, each closed by a patch
-HARDENING_TESTS := hardening_test sigtarget_test stall_test
+HARDENING_TESTS := hardening_test sigtarget_test stall_test leader_test
 FRAG_BASE  := qemu/kconfig/base.config
 FRAG_DEBUG := qemu/kconfig/debug.config
 GEN_CPIO   := $(TOOLS)/gen_init_cpio
@@ -140,6 +140,7 @@ INITRD_ENV = GEN_INIT_CPIO=$(GEN_CPIO) INIT=$(GUEST_BIN)/init \
 	HARDENING_TEST=$(BUILD)/selftests/hardening_test \
 	SIGTARGET_TEST=$(BUILD)/selftests/sigtarget_test \
 	STALL_TEST=$(BUILD)/selftests/stall_test \
+	LEADER_TEST=$(BUILD)/selftests/leader_test \
 	SYSLET_BENCH=$(GUEST_BIN)/syslet-bench DEMO=$(GUEST_BIN)/examples/demo
 
 .PHONY: initramfs
