@@ -106,7 +106,9 @@ line ~ splat_re && (line !~ /^    / || line ~ /\[ *[0-9]+\.[0-9]+\] /) { splats+
 line !~ /^    / && match(line, /syslet-init: result [a-z]+/) {
 	result = substr(line, RSTART + 20, RLENGTH - 20)
 }
-line == "KTAP version 1" { ktap = 1; next }
+# The header, or the header with a kernel message written after it before
+# init printed the newline.
+line ~ /^KTAP version 1(\[ *[0-9]+\.[0-9]+\] .*)?$/ { ktap = 1; next }
 ktap && topplan < 0 && line ~ /^1\.\.[0-9]+/ { sub(/^1\.\./, "", line); topplan = line + 0; next }
 # A new program starts: "# syslet-init: [k/M] name: argv".
 line ~ /^# syslet-init: \[[0-9]+\/[0-9]+\] / {

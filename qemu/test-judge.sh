@@ -77,6 +77,9 @@ check "all pass" 0 "4 passed, 0 failed" "${J[@]}" "$f"
 check "all pass, CRLF console" 0 "4 passed, 0 failed" \
 	"${J[@]}" "$(sed 's/$/\r/' "$f" | log crlf)"
 
+check "all pass, a kernel message on the header line" 0 "4 passed, 0 failed" \
+	"${J[@]}" "$(sed 's/^KTAP version 1$/KTAP version 1[    2.156051] clocksource: tsc: mask: 0xff/' "$f" | log header-printk)"
+
 check "all pass, no result line" 1 "4 passed, 1 failed" \
 	"${J[@]}" "$(grep -v 'syslet-init: result' "$f" | log no-result)"
 
