@@ -216,8 +216,25 @@ fn futex_wake_all(word: &AtomicU32) {
 }
 
 /// Tasks of this process.
+/// The live tasks of the process: a zombie is left out.  The group
+/// leader, when it ran a threadlet for the main thread and then exited,
+/// stays a zombie until the process exits (a handoff moves the main
+/// thread's TID, not the leadership), as after `pthread_exit()` in the
+/// main thread.
 fn task_count() -> Result<usize, String> {
-    Ok(task_syscalls()?.len())
+    let dir = fs::read_dir("/proc/self/task").map_err(|e| format!("/proc/self/task: {e}"))?;
+    let mut n = 0;
+    for e in dir {
+        let e = e.map_err(|e| format!("/proc/self/task: {e}"))?;
+        let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().next());
+        if matches!(state, Some(s) if s != "Z" && s != "X") {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// Wait until the process has `n` tasks again (threads that ended a
