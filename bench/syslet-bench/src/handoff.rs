@@ -8,6 +8,10 @@
 //! - `pthread`: `pthread_create` of a thread that returns at once, and
 //!   `pthread_join` of it: the cheapest way to get the same parallelism
 //!   from a plain thread.
+//! - `syslet-t10`, `syslet-t10k`: `syslet` in a process with 10 and with
+//!   10,000 more threads, asleep in `read()`.  A handoff of the main
+//!   thread must not cost more with more threads (it once rewrote every
+//!   thread's group leader).
 //!
 //! After each timed handoff one byte is written to the pipe and the
 //! operation is reaped, untimed.  A rep is `n` handoffs; `ns` is the sum of
@@ -22,7 +26,13 @@ use syslet::{AsyncRing, Chain, Outcome, Submitted, Threadlets};
 use crate::engines::{cpu_now, Sample};
 
 /// The approaches of this workload, by name.
-pub const APPROACHES: [&str; 3] = ["syslet", "threadlet", "pthread"];
+pub const APPROACHES: [&str; 5] = [
+    "syslet",
+    "threadlet",
+    "pthread",
+    "syslet-t10",
+    "syslet-t10k",
+];
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut p = [0; 2];
@@ -159,12 +169,43 @@ fn pthread(n: usize) -> io::Result<Sample> {
     })
 }
 
+/// Run `f` while `threads` more threads of the process sleep in `read()`.
+fn with_threads<T>(threads: usize, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    let (r, w) = pipe()?;
+    let rfd = r.as_raw_fd();
+    let mut sleepers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let t = std::thread::Builder::new()
+            .stack_size(64 << 10)
+            .spawn(move || {
+                let mut b = [0u8; 1];
+                // SAFETY: one byte into a valid buffer; `rfd` outlives
+                // the thread (joined below before `r` is dropped).
+                unsafe { libc::read(rfd, b.as_mut_ptr().cast(), 1) };
+            })?;
+        sleepers.push(t);
+    }
+    let out = f();
+    // End of file for every sleeper
+    drop(w);
+    for t in sleepers {
+        let _ = t.join();
+    }
+    drop(r);
+    out
+}
+
 /// `n` handoffs of approach `name` (one of [`APPROACHES`]).
 pub fn run(name: &str, n: usize) -> io::Result<Sample> {
     match name {
         "syslet" => syslet(n),
         "threadlet" => threadlet(n),
         "pthread" => pthread(n),
+        "syslet-t10" => with_threads(10, || syslet(n)),
+        "syslet-t10k" => {
+            crate::allow_threads(10_100);
+            with_threads(10_000, || syslet(n))
+        }
         _ => Err(io::Error::other(format!("no handoff approach {name}"))),
     }
 }

@@ -274,7 +274,7 @@ fn context(w: Workload, a: &str, depth: usize, e: io::Error) -> io::Error {
 
 /// Raise threads-max for `n` operations in flight, each of which may be a
 /// blocked thread and a spare (the default of a 1 GiB guest is 8192).
-fn allow_threads(n: usize) {
+pub(crate) fn allow_threads(n: usize) {
     let want = 3 * n as u64 + 2_000;
     let cur: u64 = std::fs::read_to_string("/proc/sys/kernel/threads-max")
         .ok()
@@ -701,6 +701,13 @@ fn print_ratios(results: &Results, o: &Opts) {
         1,
         0.0,
     );
+    checks.push((
+        "handoff with 10,000 threads vs 10 (time per handoff)".to_string(),
+        median_of(results, (Handoff, "syslet-t10k", 1), ns_per_op),
+        median_of(results, (Handoff, "syslet-t10", 1), ns_per_op),
+        1.2,
+        false,
+    ));
     if let (Some(&lo), Some(&hi)) = (o.scale.iter().min(), o.scale.iter().max()) {
         for a in ["syslet", "threadlet", "io_uring"] {
             checks.push((
