@@ -164,7 +164,9 @@ impl Fixtures {
         for _ in 0..2 {
             let mut p = [0i32; 2];
             // SAFETY: `p` holds two ints.
-            check("pipe", unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) });
+            check("pipe", unsafe {
+                libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC)
+            });
             let (r, w) = (high(p[0], FIXTURE_BASE), high(p[1], FIXTURE_BASE));
             fds.push(r);
             fds.push(w);
@@ -174,7 +176,10 @@ impl Fixtures {
         }
         // SAFETY: plain descriptor creation calls below.
         unsafe {
-            let e = high(check("eventfd", libc::eventfd(0, libc::EFD_CLOEXEC)), FIXTURE_BASE);
+            let e = high(
+                check("eventfd", libc::eventfd(0, libc::EFD_CLOEXEC)),
+                FIXTURE_BASE,
+            );
             fds.push(e);
             waker.eventfd = e;
             fds.push(high(
@@ -209,7 +214,11 @@ impl Fixtures {
             timeouts(l);
             check(
                 "bind listener",
-                libc::bind(l, (&*addrs[0].0 as *const libc::sockaddr_un).cast(), addrs[0].1),
+                libc::bind(
+                    l,
+                    (&*addrs[0].0 as *const libc::sockaddr_un).cast(),
+                    addrs[0].1,
+                ),
             );
             libc::listen(l, 64);
             fds.push(l);
@@ -221,7 +230,11 @@ impl Fixtures {
             timeouts(d);
             check(
                 "bind dgram",
-                libc::bind(d, (&*addrs[1].0 as *const libc::sockaddr_un).cast(), addrs[1].1),
+                libc::bind(
+                    d,
+                    (&*addrs[1].0 as *const libc::sockaddr_un).cast(),
+                    addrs[1].1,
+                ),
             );
             fds.push(d);
             waker.dgram_rx = d;
@@ -255,7 +268,10 @@ impl Fixtures {
             }
             fds.push(ep);
             let m = high(
-                libc::memfd_create(c"fuzz".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING),
+                libc::memfd_create(
+                    b"fuzz\0".as_ptr().cast(),
+                    libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+                ),
                 FIXTURE_BASE,
             );
             libc::ftruncate(m, 65536);
@@ -316,7 +332,12 @@ impl Fixtures {
             }
             libc::fcntl(e, libc::F_SETFL, fl & !libc::O_NONBLOCK);
             for &s in &self.waker.sockets {
-                libc::send(s, one.as_ptr().cast(), 1, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL);
+                libc::send(
+                    s,
+                    one.as_ptr().cast(),
+                    1,
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                );
                 let mut n: i32 = 0;
                 libc::ioctl(s, libc::FIONREAD, &mut n);
                 if n > 16384 {
@@ -349,7 +370,13 @@ impl Fixtures {
             libc::ioctl(self.waker.dgram_rx, libc::FIONREAD, &mut n);
             if n > 0 && round % 4 == 0 {
                 for _ in 0..64 {
-                    if libc::recv(self.waker.dgram_rx, buf.as_mut_ptr().cast(), 1, libc::MSG_DONTWAIT) < 0 {
+                    if libc::recv(
+                        self.waker.dgram_rx,
+                        buf.as_mut_ptr().cast(),
+                        1,
+                        libc::MSG_DONTWAIT,
+                    ) < 0
+                    {
                         break;
                     }
                 }

@@ -174,7 +174,12 @@ fn report_threads(sh: &Shared, k: usize) {
 
 fn splats() -> u64 {
     // SAFETY: a NUL-terminated path; the descriptor is closed below.
-    let fd = unsafe { libc::open(c"/dev/kmsg".as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK) };
+    let fd = unsafe {
+        libc::open(
+            b"/dev/kmsg\0".as_ptr().cast(),
+            libc::O_RDONLY | libc::O_NONBLOCK,
+        )
+    };
     if fd < 0 {
         return 0;
     }
@@ -194,9 +199,17 @@ fn splats() -> u64 {
         }
         let line = String::from_utf8_lossy(&buf[..r as usize]);
         let msg = line.split_once(';').map_or(&*line, |(_, m)| m);
-        if ["BUG:", "WARNING:", "Oops", "KASAN", "hung task", "possible circular", "refcount_t"]
-            .iter()
-            .any(|p| msg.contains(p))
+        if [
+            "BUG:",
+            "WARNING:",
+            "Oops",
+            "KASAN",
+            "hung task",
+            "possible circular",
+            "refcount_t",
+        ]
+        .iter()
+        .any(|p| msg.contains(p))
         {
             n += 1;
             println!("fuzz: kernel: {}", msg.trim_end());
@@ -239,12 +252,16 @@ fn run_seed(seed: u64, cli: &Cli, sh: &'static Shared) -> Verdict {
             if pid <= 0 {
                 break;
             }
-            let Some(k) = ws.iter().position(|w| w.as_ref().is_some_and(|w| w.pid == pid)) else {
+            let Some(k) = ws
+                .iter()
+                .position(|w| w.as_ref().is_some_and(|w| w.pid == pid))
+            else {
                 continue;
             };
             let w = ws[k].take().expect("found above");
             let slot = &sh.slots[k];
-            let killed_by_us = libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL && w.kill_at <= now;
+            let killed_by_us =
+                libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGKILL && w.kill_at <= now;
             if killed_by_us {
                 sh.totals[C::KilledInflight as usize]
                     .fetch_add(slot.inflight.load(Ordering::Relaxed), Ordering::Relaxed);
@@ -263,7 +280,10 @@ fn run_seed(seed: u64, cli: &Cli, sh: &'static Shared) -> Verdict {
                 } else {
                     format!("exit status {}", libc::WEXITSTATUS(st))
                 };
-                println!("fuzz: CRASH: worker {k} (pid {pid}, generation {}) {why}", w.generation);
+                println!(
+                    "fuzz: CRASH: worker {k} (pid {pid}, generation {}) {why}",
+                    w.generation
+                );
                 report_threads(sh, k);
                 verdict = Verdict::Crash(why);
             }
@@ -280,8 +300,8 @@ fn run_seed(seed: u64, cli: &Cli, sh: &'static Shared) -> Verdict {
             break;
         }
         // Races from outside and the watchdog.
-        for k in 0..ws.len() {
-            let Some(w) = ws[k].as_mut() else { continue };
+        for (k, w) in ws.iter_mut().enumerate() {
+            let Some(w) = w.as_mut() else { continue };
             let slot = &sh.slots[k];
             if !stopping && now >= w.kill_at {
                 // SAFETY: our own child.
@@ -326,7 +346,21 @@ fn run_seed(seed: u64, cli: &Cli, sh: &'static Shared) -> Verdict {
         }
         if now - last_line > 10_000_000_000 {
             last_line = now;
-            println!("fuzz: {} s: {}", (now - t0) / 1_000_000_000, counts(sh, &[C::Syslets, C::Async, C::Completions, C::Threadlets, C::Races, C::Lost]));
+            println!(
+                "fuzz: {} s: {}",
+                (now - t0) / 1_000_000_000,
+                counts(
+                    sh,
+                    &[
+                        C::Syslets,
+                        C::Async,
+                        C::Completions,
+                        C::Threadlets,
+                        C::Races,
+                        C::Lost
+                    ]
+                )
+            );
         }
     }
     for (k, w) in ws.iter().enumerate() {
@@ -377,11 +411,17 @@ fn outside_race(rng: &mut Rng, w: &mut W, slot: &shared::Slot, now: u64) {
                 if !tids.is_empty() {
                     let tid = rng.pick(&tids);
                     let mask: u64 = rng.pick(&[1, 2, 3]);
-                    sys::call(libc::SYS_sched_setaffinity, &[tid as u64, 8, &mask as *const u64 as u64]);
+                    sys::call(
+                        libc::SYS_sched_setaffinity,
+                        &[tid as u64, 8, &mask as *const u64 as u64],
+                    );
                 }
             }
             _ => {
-                let lim = libc::rlimit { rlim_cur: rng.pick(&[64, 256, 4096]), rlim_max: 4096 };
+                let lim = libc::rlimit {
+                    rlim_cur: rng.pick(&[64, 256, 4096]),
+                    rlim_max: 4096,
+                };
                 libc::prlimit(w.pid, libc::RLIMIT_NOFILE, &lim, std::ptr::null_mut());
             }
         }
@@ -401,7 +441,10 @@ fn main() {
     // Descriptors up to 4096 (fixtures live at 100..260).
     // SAFETY: a valid rlimit.
     unsafe {
-        let lim = libc::rlimit { rlim_cur: 4096, rlim_max: 4096 };
+        let lim = libc::rlimit {
+            rlim_cur: 4096,
+            rlim_max: 4096,
+        };
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
@@ -409,7 +452,10 @@ fn main() {
         println!("KTAP version 1");
         println!("1..{}", cli.seeds.len());
     }
-    let real = table::TABLE.iter().filter(|s| !s.refused && s.nr < 500).count();
+    let real = table::TABLE
+        .iter()
+        .filter(|s| !s.refused && s.nr < 500)
+        .count();
     let mut failed = 0;
     let splats_before = splats_quiet();
     for (i, &seed) in cli.seeds.iter().enumerate() {
@@ -446,7 +492,9 @@ fn main() {
         );
         let why = match &verdict {
             Verdict::Pass if lost == 0 && bad == 0 && sp == 0 => None,
-            Verdict::Pass | Verdict::Lost => Some(format!("lost={lost} unexpected/wrong={bad} splats={sp}")),
+            Verdict::Pass | Verdict::Lost => {
+                Some(format!("lost={lost} unexpected/wrong={bad} splats={sp}"))
+            }
             Verdict::Hang(w) => Some(format!("hang in {w}")),
             Verdict::Crash(w) => Some(format!("crash: {w}")),
         };

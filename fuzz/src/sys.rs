@@ -122,6 +122,32 @@ pub fn sleep_us(us: u64) {
     unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
 }
 
+/// Where [`say`] writes: stdout, or in a worker a copy of it out of the
+/// atoms' reach (the worker's 0, 1 and 2 are /dev/null: an earlier atom's
+/// result of 1 used as a descriptor must not reach the console).
+pub static OUT_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(1);
+
+/// Give this process /dev/null as 0, 1 and 2 and keep stdout at `fd`.
+pub fn hide_stdio(fd: i32) {
+    // SAFETY: descriptor calls on our own table.
+    unsafe {
+        let out = libc::fcntl(1, libc::F_DUPFD_CLOEXEC, fd);
+        if out < 0 {
+            return;
+        }
+        OUT_FD.store(out, std::sync::atomic::Ordering::Relaxed);
+        let null = libc::open(b"/dev/null\0".as_ptr().cast(), libc::O_RDWR);
+        if null >= 0 {
+            for f in 0..3 {
+                libc::dup2(null, f);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+}
+
 /// Write a line to stdout with one write(2) (safe in forked children).
 pub fn say(s: &str) {
     let mut b = Vec::with_capacity(s.len() + 1);
@@ -130,7 +156,13 @@ pub fn say(s: &str) {
     let mut off = 0;
     while off < b.len() {
         // SAFETY: the buffer is valid for its length.
-        let n = unsafe { libc::write(1, b[off..].as_ptr().cast(), b.len() - off) };
+        let n = unsafe {
+            libc::write(
+                OUT_FD.load(std::sync::atomic::Ordering::Relaxed),
+                b[off..].as_ptr().cast(),
+                b.len() - off,
+            )
+        };
         if n <= 0 {
             if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
                 continue;

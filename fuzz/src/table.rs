@@ -144,8 +144,12 @@ const MSG: &[u64] = &[
 ];
 const CLOCKS: &[u64] = &[0, 1, 4, 7, 2, 3, 0xffff_ffff];
 const PROT: &[u64] = &[1, 2, 4, 0x0100_0000];
-const ADVICE: &[u64] = &[0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 25, 9999];
-const FCNTL: &[u64] = &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1030, 1031, 1032, 1033, 1034, 1026, 9999];
+const ADVICE: &[u64] = &[
+    0, 1, 2, 3, 4, 8, 9, 10, 11, 12, 13, 14, 15, 16, 20, 21, 22, 23, 25, 9999,
+];
+const FCNTL: &[u64] = &[
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1030, 1031, 1032, 1033, 1034, 1026, 9999,
+];
 const SOCKOPT: &[u64] = &[2, 9, 7, 8, 16, 12, 36, 6, 3, 4, 9999];
 const PRCTL: &[u64] = &[1, 2, 3, 15, 16, 21, 30, 36, 37, 39, 40, 0xdead_0000];
 const FUTEX_OPS: &[u64] = &[0, 1, 128, 129, 9, 10, 137, 6, 7, 8, 134, 135, 136, 4, 5, 99];
@@ -186,78 +190,72 @@ macro_rules! refused {
 #[allow(non_upper_case_globals)]
 mod syscall_nr {
     pub use libc::{
-            SYS_accept as accept, SYS_accept4 as accept4, SYS_access as access,
-            SYS_alarm as alarm, SYS_bind as bind, SYS_capget as capget, SYS_capset as capset,
-            SYS_chdir as chdir, SYS_chmod as chmod, SYS_clock_getres as clock_getres,
-            SYS_clock_gettime as clock_gettime, SYS_clock_nanosleep as clock_nanosleep,
-            SYS_close as close, SYS_close_range as close_range, SYS_connect as connect,
-            SYS_copy_file_range as copy_file_range, SYS_creat as creat, SYS_dup as dup,
-            SYS_dup2 as dup2, SYS_dup3 as dup3, SYS_epoll_create1 as epoll_create1,
-            SYS_epoll_ctl as epoll_ctl, SYS_epoll_pwait as epoll_pwait,
-            SYS_epoll_pwait2 as epoll_pwait2, SYS_epoll_wait as epoll_wait,
-            SYS_eventfd2 as eventfd2, SYS_faccessat2 as faccessat2, SYS_fadvise64 as fadvise64,
-            SYS_fallocate as fallocate, SYS_fchdir as fchdir, SYS_fchmod as fchmod,
-            SYS_fchmodat as fchmodat, SYS_fchown as fchown, SYS_fchownat as fchownat,
-            SYS_fcntl as fcntl, SYS_fdatasync as fdatasync, SYS_flock as flock,
-            SYS_fstat as fstat, SYS_fstatfs as fstatfs, SYS_fsync as fsync,
-            SYS_ftruncate as ftruncate, SYS_futex as futex, SYS_futex_waitv as futex_waitv,
-            SYS_get_mempolicy as get_mempolicy, SYS_get_robust_list as get_robust_list,
-            SYS_getcpu as getcpu, SYS_getcwd as getcwd, SYS_getdents64 as getdents64,
-            SYS_getegid as getegid, SYS_geteuid as geteuid, SYS_getgid as getgid,
-            SYS_getgroups as getgroups, SYS_getitimer as getitimer,
-            SYS_getpeername as getpeername, SYS_getpgid as getpgid, SYS_getpgrp as getpgrp,
-            SYS_getpid as getpid, SYS_getppid as getppid, SYS_getpriority as getpriority,
-            SYS_getrandom as getrandom, SYS_getresgid as getresgid, SYS_getresuid as getresuid,
-            SYS_getrlimit as getrlimit, SYS_getrusage as getrusage, SYS_getsid as getsid,
-            SYS_getsockname as getsockname, SYS_getsockopt as getsockopt, SYS_gettid as gettid,
-            SYS_gettimeofday as gettimeofday, SYS_getuid as getuid,
-            SYS_inotify_add_watch as inotify_add_watch, SYS_inotify_init1 as inotify_init1,
-            SYS_inotify_rm_watch as inotify_rm_watch, SYS_ioctl as ioctl,
-            SYS_ioprio_get as ioprio_get, SYS_ioprio_set as ioprio_set, SYS_kcmp as kcmp,
-            SYS_kill as kill, SYS_linkat as linkat, SYS_listen as listen, SYS_lseek as lseek,
-            SYS_lstat as lstat, SYS_madvise as madvise, SYS_membarrier as membarrier,
-            SYS_memfd_create as memfd_create, SYS_mincore as mincore, SYS_mkdirat as mkdirat,
-            SYS_mknodat as mknodat, SYS_mlock as mlock, SYS_mlock2 as mlock2, SYS_mmap as mmap,
-            SYS_mprotect as mprotect, SYS_mremap as mremap, SYS_msync as msync,
-            SYS_munlock as munlock, SYS_munmap as munmap, SYS_nanosleep as nanosleep,
-            SYS_newfstatat as newfstatat, SYS_open as open, SYS_openat as openat,
-            SYS_pidfd_open as pidfd_open, SYS_pidfd_send_signal as pidfd_send_signal,
-            SYS_pipe2 as pipe2, SYS_pkey_alloc as pkey_alloc, SYS_pkey_free as pkey_free,
-            SYS_pkey_mprotect as pkey_mprotect, SYS_poll as poll, SYS_ppoll as ppoll,
-            SYS_prctl as prctl, SYS_pread64 as pread64, SYS_preadv as preadv,
-            SYS_preadv2 as preadv2, SYS_prlimit64 as prlimit64, SYS_pselect6 as pselect6,
-            SYS_pwrite64 as pwrite64, SYS_pwritev as pwritev, SYS_pwritev2 as pwritev2,
-            SYS_read as read, SYS_readahead as readahead, SYS_readlinkat as readlinkat,
-            SYS_readv as readv, SYS_recvfrom as recvfrom, SYS_recvmsg as recvmsg,
-            SYS_rename as rename, SYS_renameat2 as renameat2,
-            SYS_rt_sigaction as rt_sigaction, SYS_rt_sigpending as rt_sigpending,
-            SYS_rt_sigprocmask as rt_sigprocmask, SYS_rt_sigqueueinfo as rt_sigqueueinfo,
-            SYS_rt_sigtimedwait as rt_sigtimedwait, SYS_rt_tgsigqueueinfo as rt_tgsigqueueinfo,
-            SYS_sched_get_priority_max as sched_get_priority_max,
-            SYS_sched_getaffinity as sched_getaffinity, SYS_sched_getattr as sched_getattr,
-            SYS_sched_getparam as sched_getparam, SYS_sched_getscheduler as sched_getscheduler,
-            SYS_sched_setaffinity as sched_setaffinity,
-            SYS_sched_setscheduler as sched_setscheduler, SYS_sched_yield as sched_yield,
-            SYS_select as select, SYS_sendfile as sendfile, SYS_sendmsg as sendmsg,
-            SYS_sendto as sendto, SYS_set_mempolicy as set_mempolicy,
-            SYS_setfsuid as setfsuid, SYS_setgroups as setgroups, SYS_setitimer as setitimer,
-            SYS_setpgid as setpgid, SYS_setpriority as setpriority, SYS_setresgid as setresgid,
-            SYS_setresuid as setresuid, SYS_setsid as setsid, SYS_setsockopt as setsockopt,
-            SYS_shutdown as shutdown, SYS_sigaltstack as sigaltstack,
-            SYS_signalfd4 as signalfd4, SYS_socket as socket, SYS_socketpair as socketpair,
-            SYS_splice as splice, SYS_stat as stat, SYS_statfs as statfs, SYS_statx as statx,
-            SYS_symlinkat as symlinkat, SYS_sync as sync, SYS_sync_file_range as sync_file_range,
-            SYS_syncfs as syncfs, SYS_sysinfo as sysinfo, SYS_tee as tee, SYS_tgkill as tgkill,
-            SYS_time as time, SYS_timer_create as timer_create,
-            SYS_timer_delete as timer_delete, SYS_timer_getoverrun as timer_getoverrun,
-            SYS_timer_gettime as timer_gettime, SYS_timer_settime as timer_settime,
-            SYS_timerfd_create as timerfd_create, SYS_timerfd_gettime as timerfd_gettime,
-            SYS_timerfd_settime as timerfd_settime, SYS_times as times, SYS_tkill as tkill,
-            SYS_truncate as truncate, SYS_umask as umask, SYS_uname as uname,
-            SYS_unlinkat as unlinkat, SYS_unshare as unshare, SYS_utimensat as utimensat,
-            SYS_vmsplice as vmsplice, SYS_write as write, SYS_writev as writev,
-            SYS_exit_group as exit_group,
-        };
+        SYS_accept as accept, SYS_accept4 as accept4, SYS_access as access, SYS_alarm as alarm,
+        SYS_bind as bind, SYS_capget as capget, SYS_capset as capset, SYS_chdir as chdir,
+        SYS_chmod as chmod, SYS_clock_getres as clock_getres, SYS_clock_gettime as clock_gettime,
+        SYS_clock_nanosleep as clock_nanosleep, SYS_close as close, SYS_close_range as close_range,
+        SYS_connect as connect, SYS_copy_file_range as copy_file_range, SYS_creat as creat,
+        SYS_dup as dup, SYS_dup2 as dup2, SYS_dup3 as dup3, SYS_epoll_create1 as epoll_create1,
+        SYS_epoll_ctl as epoll_ctl, SYS_epoll_pwait as epoll_pwait,
+        SYS_epoll_pwait2 as epoll_pwait2, SYS_epoll_wait as epoll_wait, SYS_eventfd2 as eventfd2,
+        SYS_exit_group as exit_group, SYS_faccessat2 as faccessat2, SYS_fadvise64 as fadvise64,
+        SYS_fallocate as fallocate, SYS_fchdir as fchdir, SYS_fchmod as fchmod,
+        SYS_fchmodat as fchmodat, SYS_fchown as fchown, SYS_fchownat as fchownat,
+        SYS_fcntl as fcntl, SYS_fdatasync as fdatasync, SYS_flock as flock, SYS_fstat as fstat,
+        SYS_fstatfs as fstatfs, SYS_fsync as fsync, SYS_ftruncate as ftruncate, SYS_futex as futex,
+        SYS_futex_waitv as futex_waitv, SYS_get_mempolicy as get_mempolicy,
+        SYS_get_robust_list as get_robust_list, SYS_getcpu as getcpu, SYS_getcwd as getcwd,
+        SYS_getdents64 as getdents64, SYS_getegid as getegid, SYS_geteuid as geteuid,
+        SYS_getgid as getgid, SYS_getgroups as getgroups, SYS_getitimer as getitimer,
+        SYS_getpeername as getpeername, SYS_getpgid as getpgid, SYS_getpgrp as getpgrp,
+        SYS_getpid as getpid, SYS_getppid as getppid, SYS_getpriority as getpriority,
+        SYS_getrandom as getrandom, SYS_getresgid as getresgid, SYS_getresuid as getresuid,
+        SYS_getrlimit as getrlimit, SYS_getrusage as getrusage, SYS_getsid as getsid,
+        SYS_getsockname as getsockname, SYS_getsockopt as getsockopt, SYS_gettid as gettid,
+        SYS_gettimeofday as gettimeofday, SYS_getuid as getuid,
+        SYS_inotify_add_watch as inotify_add_watch, SYS_inotify_init1 as inotify_init1,
+        SYS_inotify_rm_watch as inotify_rm_watch, SYS_ioctl as ioctl, SYS_ioprio_get as ioprio_get,
+        SYS_ioprio_set as ioprio_set, SYS_kcmp as kcmp, SYS_kill as kill, SYS_linkat as linkat,
+        SYS_listen as listen, SYS_lseek as lseek, SYS_lstat as lstat, SYS_madvise as madvise,
+        SYS_membarrier as membarrier, SYS_memfd_create as memfd_create, SYS_mincore as mincore,
+        SYS_mkdirat as mkdirat, SYS_mknodat as mknodat, SYS_mlock as mlock, SYS_mlock2 as mlock2,
+        SYS_mmap as mmap, SYS_mprotect as mprotect, SYS_mremap as mremap, SYS_msync as msync,
+        SYS_munlock as munlock, SYS_munmap as munmap, SYS_nanosleep as nanosleep,
+        SYS_newfstatat as newfstatat, SYS_open as open, SYS_openat as openat,
+        SYS_pidfd_open as pidfd_open, SYS_pidfd_send_signal as pidfd_send_signal,
+        SYS_pipe2 as pipe2, SYS_pkey_alloc as pkey_alloc, SYS_pkey_free as pkey_free,
+        SYS_pkey_mprotect as pkey_mprotect, SYS_poll as poll, SYS_ppoll as ppoll,
+        SYS_prctl as prctl, SYS_pread64 as pread64, SYS_preadv as preadv, SYS_preadv2 as preadv2,
+        SYS_prlimit64 as prlimit64, SYS_pselect6 as pselect6, SYS_pwrite64 as pwrite64,
+        SYS_pwritev as pwritev, SYS_pwritev2 as pwritev2, SYS_read as read,
+        SYS_readahead as readahead, SYS_readlinkat as readlinkat, SYS_readv as readv,
+        SYS_recvfrom as recvfrom, SYS_recvmsg as recvmsg, SYS_rename as rename,
+        SYS_renameat2 as renameat2, SYS_rt_sigaction as rt_sigaction,
+        SYS_rt_sigpending as rt_sigpending, SYS_rt_sigprocmask as rt_sigprocmask,
+        SYS_rt_sigqueueinfo as rt_sigqueueinfo, SYS_rt_sigtimedwait as rt_sigtimedwait,
+        SYS_rt_tgsigqueueinfo as rt_tgsigqueueinfo,
+        SYS_sched_get_priority_max as sched_get_priority_max,
+        SYS_sched_getaffinity as sched_getaffinity, SYS_sched_getattr as sched_getattr,
+        SYS_sched_getparam as sched_getparam, SYS_sched_getscheduler as sched_getscheduler,
+        SYS_sched_setaffinity as sched_setaffinity, SYS_sched_setscheduler as sched_setscheduler,
+        SYS_sched_yield as sched_yield, SYS_select as select, SYS_sendfile as sendfile,
+        SYS_sendmsg as sendmsg, SYS_sendto as sendto, SYS_set_mempolicy as set_mempolicy,
+        SYS_setfsuid as setfsuid, SYS_setgroups as setgroups, SYS_setitimer as setitimer,
+        SYS_setpgid as setpgid, SYS_setpriority as setpriority, SYS_setresgid as setresgid,
+        SYS_setresuid as setresuid, SYS_setsid as setsid, SYS_setsockopt as setsockopt,
+        SYS_shutdown as shutdown, SYS_sigaltstack as sigaltstack, SYS_signalfd4 as signalfd4,
+        SYS_socket as socket, SYS_socketpair as socketpair, SYS_splice as splice, SYS_stat as stat,
+        SYS_statfs as statfs, SYS_statx as statx, SYS_symlinkat as symlinkat, SYS_sync as sync,
+        SYS_sync_file_range as sync_file_range, SYS_syncfs as syncfs, SYS_sysinfo as sysinfo,
+        SYS_tee as tee, SYS_tgkill as tgkill, SYS_time as time, SYS_timer_create as timer_create,
+        SYS_timer_delete as timer_delete, SYS_timer_getoverrun as timer_getoverrun,
+        SYS_timer_gettime as timer_gettime, SYS_timer_settime as timer_settime,
+        SYS_timerfd_create as timerfd_create, SYS_timerfd_gettime as timerfd_gettime,
+        SYS_timerfd_settime as timerfd_settime, SYS_times as times, SYS_tkill as tkill,
+        SYS_truncate as truncate, SYS_umask as umask, SYS_uname as uname, SYS_unlinkat as unlinkat,
+        SYS_unshare as unshare, SYS_utimensat as utimensat, SYS_vmsplice as vmsplice,
+        SYS_write as write, SYS_writev as writev,
+    };
     pub const umem_add: i64 = 501;
 }
 
@@ -282,8 +280,16 @@ pub static TABLE: &[Sys] = &[
     s!(writev, 3, [Fd, Iov, IovCnt]),
     s!(preadv, 2, [Fd, Iov, IovCnt, Off, Zero]),
     s!(pwritev, 2, [Fd, Iov, IovCnt, Off, Zero]),
-    s!(preadv2, 2, [Fd, Iov, IovCnt, Off, Zero, Bits(&[1, 2, 4, 8, 16])]),
-    s!(pwritev2, 2, [Fd, Iov, IovCnt, Off, Zero, Bits(&[1, 2, 4, 8, 16])]),
+    s!(
+        preadv2,
+        2,
+        [Fd, Iov, IovCnt, Off, Zero, Bits(&[1, 2, 4, 8, 16])]
+    ),
+    s!(
+        pwritev2,
+        2,
+        [Fd, Iov, IovCnt, Off, Zero, Bits(&[1, 2, 4, 8, 16])]
+    ),
     s!(lseek, 2, [Fd, Off, Of(&[0, 1, 2, 3, 4, 99])]),
     s!(close, 3, [ScratchFd]),
     s!(close_range, 1, [ScratchFd, ScratchFd, Of(&[0, 2, 4])]),
@@ -292,7 +298,11 @@ pub static TABLE: &[Sys] = &[
     s!(dup3, 2, [Fd, ScratchFd, Of(&[0, 0x80000, 1])]),
     s!(fcntl, 4, [Fd, Of(FCNTL), FcntlArg]),
     s!(ftruncate, 2, [Fd, FileLen]),
-    s!(fallocate, 1, [Fd, Of(&[0, 1, 3, 0x10, 0x20, 0x8]), Off, AllocLen]),
+    s!(
+        fallocate,
+        1,
+        [Fd, Of(&[0, 1, 3, 0x10, 0x20, 0x8]), Off, AllocLen]
+    ),
     s!(fsync, 2, [Fd]),
     s!(fdatasync, 1, [Fd]),
     s!(sync_file_range, 1, [Fd, Off, Len, Small]),
@@ -305,13 +315,35 @@ pub static TABLE: &[Sys] = &[
     s!(vmsplice, 1, [Fd, Iov, IovCnt, Bits(&[2, 8])]),
     s!(getdents64, 2, [Fd, Buf, Len]),
     s!(flock, 1, [Fd, Of(&[5, 6, 8, 12, 99])]),
-    s!(ioctl, 2, [Fd, Of(&[0x541b, 0x5421, 0x5451, 0x5450, 0x5401, 0x5452, 0xdead]), IntPtr]),
+    s!(
+        ioctl,
+        2,
+        [
+            Fd,
+            Of(&[0x541b, 0x5421, 0x5451, 0x5450, 0x5401, 0x5452, 0xdead]),
+            IntPtr
+        ]
+    ),
     // Files and paths (the fuzzer's own directory).
     s!(fstat, 2, [Fd, Buf]),
     s!(stat, 1, [Path, Buf]),
     s!(lstat, 1, [Path, Buf]),
-    s!(newfstatat, 2, [Dirfd, Path, Buf, Bits(&[0x100, 0x1000, 0x800])]),
-    s!(statx, 2, [Dirfd, Path, Bits(&[0x100, 0x1000, 0x800, 0x2000]), Of(&[0xfff, 1, 0x7ff]), Buf]),
+    s!(
+        newfstatat,
+        2,
+        [Dirfd, Path, Buf, Bits(&[0x100, 0x1000, 0x800])]
+    ),
+    s!(
+        statx,
+        2,
+        [
+            Dirfd,
+            Path,
+            Bits(&[0x100, 0x1000, 0x800, 0x2000]),
+            Of(&[0xfff, 1, 0x7ff]),
+            Buf
+        ]
+    ),
     s!(access, 1, [Path, Small]),
     s!(faccessat2, 1, [Dirfd, Path, Small, Bits(&[0x200, 0x100])]),
     s!(readlinkat, 1, [Dirfd, Path, Buf, Len]),
@@ -332,7 +364,11 @@ pub static TABLE: &[Sys] = &[
     s!(fchmod, 1, [Fd, Of(MODES)]),
     s!(fchmodat, 1, [Dirfd, Path, Of(MODES)]),
     s!(fchown, 1, [Fd, Of(&[0, NEG1]), Of(&[0, NEG1])]),
-    s!(fchownat, 1, [Dirfd, Path, Of(&[0, NEG1]), Of(&[0, NEG1]), Of(&[0, 0x100])]),
+    s!(
+        fchownat,
+        1,
+        [Dirfd, Path, Of(&[0, NEG1]), Of(&[0, NEG1]), Of(&[0, 0x100])]
+    ),
     s!(utimensat, 1, [Dirfd, Path, Zero, Of(&[0, 0x100])]),
     s!(chdir, 1, [Path]),
     s!(fchdir, 1, [Fd]),
@@ -347,7 +383,18 @@ pub static TABLE: &[Sys] = &[
     s!(sync, 1, []),
     s!(syncfs, 1, [Fd]),
     // Memory: only the thread's victim region.
-    s!(mmap, 2, [Addr, MLen, Bits(PROT), Of(&[0x32, 0x31, 0x100032, 0x11]), Fd, Off]),
+    s!(
+        mmap,
+        2,
+        [
+            Addr,
+            MLen,
+            Bits(PROT),
+            Of(&[0x32, 0x31, 0x100032, 0x11]),
+            Fd,
+            Off
+        ]
+    ),
     s!(munmap, 2, [Addr, MLen]),
     s!(mprotect, 2, [Addr, MLen, Bits(PROT)]),
     s!(madvise, 2, [Addr, MLen, Of(ADVICE)]),
@@ -360,10 +407,18 @@ pub static TABLE: &[Sys] = &[
     s!(pkey_alloc, 1, [Zero, Of(&[0, 1, 2, 3])]),
     s!(pkey_free, 1, [Small]),
     s!(pkey_mprotect, 1, [Addr, MLen, Bits(PROT), Small]),
-    s!(set_mempolicy, 1, [Of(&[0, 1, 2, 3, 4]), RBuf, Of(&[1, 64, 1024])]),
+    s!(
+        set_mempolicy,
+        1,
+        [Of(&[0, 1, 2, 3, 4]), RBuf, Of(&[1, 64, 1024])]
+    ),
     s!(get_mempolicy, 1, [Buf, Buf, Of(&[64, 1024]), Zero, Zero]),
     // Sockets (unix; the fixtures have receive and send timeouts).
-    s!(socket, 1, [Of(&[1, 2, 10, 16]), Of(&[1, 2, 5, 0x801, 0x80001]), Zero]),
+    s!(
+        socket,
+        1,
+        [Of(&[1, 2, 10, 16]), Of(&[1, 2, 5, 0x801, 0x80001]), Zero]
+    ),
     s!(socketpair, 1, [Of(&[1]), Of(&[1, 2, 5, 0x801]), Zero, Buf]),
     s!(bind, 1, [Fd, Sockaddr, SockLen]),
     s!(connect, 2, [Fd, Sockaddr, SockLen]),
@@ -377,8 +432,22 @@ pub static TABLE: &[Sys] = &[
     s!(shutdown, 1, [Fd, Of(&[0, 1, 2, 7])]),
     s!(getsockname, 1, [Fd, Buf, IntPtr]),
     s!(getpeername, 1, [Fd, Buf, IntPtr]),
-    s!(setsockopt, 1, [Fd, Of(&[1, 0, 0xffff]), Of(SOCKOPT), RBuf, Of(&[4, 8, 16])]),
-    s!(getsockopt, 1, [Fd, Of(&[1, 0]), Of(&[2, 3, 4, 7, 8, 17, 20, 21, 9999]), Buf, IntPtr]),
+    s!(
+        setsockopt,
+        1,
+        [Fd, Of(&[1, 0, 0xffff]), Of(SOCKOPT), RBuf, Of(&[4, 8, 16])]
+    ),
+    s!(
+        getsockopt,
+        1,
+        [
+            Fd,
+            Of(&[1, 0]),
+            Of(&[2, 3, 4, 7, 8, 17, 20, 21, 9999]),
+            Buf,
+            IntPtr
+        ]
+    ),
     // Waiting, all with short timeouts.
     s!(poll, 4, [PollFds, Of(&[1, 2, 4]), Ms]),
     s!(ppoll, 3, [PollFds, Of(&[1, 2, 4]), Ts, Sigset, Of(&[8, 7])]),
@@ -388,11 +457,30 @@ pub static TABLE: &[Sys] = &[
     s!(epoll_ctl, 2, [Fd, Of(&[1, 2, 3, 9]), Fd, EpEvent]),
     s!(epoll_wait, 3, [Fd, Buf, Of(&[1, 4, 0]), Ms]),
     s!(epoll_pwait, 2, [Fd, Buf, Of(&[1, 4]), Ms, Sigset, Of(&[8])]),
-    s!(epoll_pwait2, 2, [Fd, Buf, Of(&[1, 4]), Ts, Sigset, Of(&[8])]),
+    s!(
+        epoll_pwait2,
+        2,
+        [Fd, Buf, Of(&[1, 4]), Ts, Sigset, Of(&[8])]
+    ),
     s!(nanosleep, 5, [Ts, Buf]),
     s!(clock_nanosleep, 3, [Of(CLOCKS), Of(&[0]), Ts, Zero]),
-    s!(futex, 3, [Buf, Of(FUTEX_OPS), Small, Ts, Buf, Of(&[1, u32::MAX as u64])]),
-    s!(futex_waitv, 1, [Buf, Of(&[0, 1, 129]), Zero, Ts, Of(&[0, 1])]),
+    s!(
+        futex,
+        3,
+        [
+            Buf,
+            Of(FUTEX_OPS),
+            Small,
+            Ts,
+            Buf,
+            Of(&[1, u32::MAX as u64])
+        ]
+    ),
+    s!(
+        futex_waitv,
+        1,
+        [Buf, Of(&[0, 1, 129]), Zero, Ts, Of(&[0, 1])]
+    ),
     // Time and timers.
     s!(clock_gettime, 2, [Of(CLOCKS), Buf]),
     s!(clock_getres, 1, [Of(CLOCKS), Buf]),
@@ -416,12 +504,20 @@ pub static TABLE: &[Sys] = &[
     s!(tgkill, 2, [Pid, Tid, Sig]),
     s!(rt_sigqueueinfo, 1, [Pid, Sig, RBuf]),
     s!(rt_tgsigqueueinfo, 1, [Pid, Tid, Sig, RBuf]),
-    s!(rt_sigprocmask, 2, [Of(&[0, 1, 2, 3]), Sigset, Buf, Of(&[8, 16])]),
+    s!(
+        rt_sigprocmask,
+        2,
+        [Of(&[0, 1, 2, 3]), Sigset, Buf, Of(&[8, 16])]
+    ),
     s!(rt_sigpending, 1, [Buf, Of(&[8, 16])]),
     s!(rt_sigtimedwait, 2, [Sigset, Buf, Ts, Of(&[8])]),
     s!(rt_sigaction, 1, [Sig, Zero, Buf, Of(&[8, 7])]),
     s!(sigaltstack, 1, [Zero, Buf]),
-    s!(signalfd4, 1, [Of(&[NEG1]), Sigset, Of(&[8]), Bits(&[0x800, 0x80000])]),
+    s!(
+        signalfd4,
+        1,
+        [Of(&[NEG1]), Sigset, Of(&[8]), Bits(&[0x800, 0x80000])]
+    ),
     s!(pidfd_open, 1, [Pid, Of(&[0, 0x800])]),
     s!(pidfd_send_signal, 1, [Fd, Sig, Zero, Zero]),
     // The process and its threads.
@@ -444,7 +540,7 @@ pub static TABLE: &[Sys] = &[
     s!(setpriority, 1, [Of(&[0]), Zero, Of(&[0, 5, 19])]),
     s!(getrlimit, 1, [Small, Buf]),
     s!(prlimit64, 1, [Zero, Small, Zero, Buf]),
-    s!(getrusage, 1, [Of(&[0, NEG1 as u64 | !0xffff_ffff, 1, 9]), Buf]),
+    s!(getrusage, 1, [Of(&[0, NEG1 | !0xffff_ffff, 1, 9]), Buf]),
     s!(sysinfo, 1, [Buf]),
     s!(uname, 1, [Buf]),
     s!(getcpu, 1, [Buf, Buf, Zero]),
@@ -452,22 +548,42 @@ pub static TABLE: &[Sys] = &[
     s!(sched_getaffinity, 1, [Tid, Of(&[8, 128, 3]), Buf]),
     s!(sched_setaffinity, 1, [Tid, Of(&[8]), CpuMask]),
     s!(sched_getscheduler, 1, [Tid]),
-    s!(sched_setscheduler, 1, [Tid, Of(&[0, 3, 5, 0x4000_0000]), SchedParam]),
+    s!(
+        sched_setscheduler,
+        1,
+        [Tid, Of(&[0, 3, 5, 0x4000_0000]), SchedParam]
+    ),
     s!(sched_getparam, 1, [Tid, Buf]),
     s!(sched_get_priority_max, 1, [Small]),
     s!(sched_getattr, 1, [Tid, Buf, Of(&[48, 56, 4096]), Zero]),
     s!(ioprio_get, 1, [Of(&[1, 2]), Zero]),
-    s!(ioprio_set, 1, [Of(&[1]), Zero, Of(&[0x4004, 0x6000, 0x2007])]),
+    s!(
+        ioprio_set,
+        1,
+        [Of(&[1]), Zero, Of(&[0x4004, 0x6000, 0x2007])]
+    ),
     s!(getrandom, 1, [Buf, Len, Bits(&[1, 2, 4])]),
     s!(capget, 1, [CapHdr, Buf]),
     s!(capset, 1, [CapHdr, RBuf]),
     s!(prctl, 2, [Of(PRCTL), FcntlArg, Zero, Zero, Zero]),
-    s!(setresuid, 1, [Of(&[NEG1, 0]), Of(&[NEG1, 0]), Of(&[NEG1, 0])]),
-    s!(setresgid, 1, [Of(&[NEG1, 0]), Of(&[NEG1, 0]), Of(&[NEG1, 0])]),
+    s!(
+        setresuid,
+        1,
+        [Of(&[NEG1, 0]), Of(&[NEG1, 0]), Of(&[NEG1, 0])]
+    ),
+    s!(
+        setresgid,
+        1,
+        [Of(&[NEG1, 0]), Of(&[NEG1, 0]), Of(&[NEG1, 0])]
+    ),
     s!(setfsuid, 1, [Of(&[0, NEG1])]),
     s!(setgroups, 1, [Of(&[0, 1 << 20]), RBuf]),
     s!(unshare, 1, [Bits(UNSHARE)]),
-    s!(kcmp, 1, [Pid, Pid, Of(&[0, 1, 2, 3, 4, 5, 6, 7, 8]), Fd, Fd]),
+    s!(
+        kcmp,
+        1,
+        [Pid, Pid, Of(&[0, 1, 2, 3, 4, 5, 6, 7, 8]), Fd, Fd]
+    ),
     s!(membarrier, 1, [Of(&[0, 8, 16, 1 << 10]), Zero, Zero]),
     s!(get_robust_list, 1, [Tid, Buf, Buf]),
     s!(umem_add, 20, [Counter, Inc]),
@@ -487,9 +603,27 @@ pub static TABLE: &[Sys] = &[
     refused!("threadlet_on", 504, [Zero, Zero, Zero]),
     refused!("threadlet_off", 505, []),
     // Unknown numbers: -ENOSYS.
-    Sys { name: "nr_506", nr: 506, args: &[Any, Any], weight: 1, refused: false },
-    Sys { name: "nr_x32_getpid", nr: 0x4000_0000 | 39, args: &[], weight: 1, refused: false },
-    Sys { name: "nr_huge", nr: u64::MAX, args: &[Any], weight: 1, refused: false },
+    Sys {
+        name: "nr_506",
+        nr: 506,
+        args: &[Any, Any],
+        weight: 1,
+        refused: false,
+    },
+    Sys {
+        name: "nr_x32_getpid",
+        nr: 0x4000_0000 | 39,
+        args: &[],
+        weight: 1,
+        refused: false,
+    },
+    Sys {
+        name: "nr_huge",
+        nr: u64::MAX,
+        args: &[Any],
+        weight: 1,
+        refused: false,
+    },
 ];
 
 /// Left out of the table, with the reason (printed by `--list`).
@@ -542,10 +676,7 @@ mod tests {
 
     #[test]
     fn at_least_100_real_calls() {
-        let real = TABLE
-            .iter()
-            .filter(|s| !s.refused && s.nr < 500)
-            .count();
+        let real = TABLE.iter().filter(|s| !s.refused && s.nr < 500).count();
         assert!(real >= 100, "{real} real system calls");
         for s in TABLE {
             assert!(s.args.len() <= 6, "{}", s.name);

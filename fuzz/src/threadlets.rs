@@ -90,7 +90,10 @@ unsafe extern "C" fn body(data: *mut c_void) -> c_long {
                 (*c).atoms[1].nr = libc::SYS_nanosleep as u64;
                 (*c).atoms[1].ret_ptr = &mut (*c).rets[1];
                 (*c).atoms[1].arg_ptr[0] = (*c).args.as_mut_ptr();
-                let r = sys::call(500, &[(*c).atoms.as_ptr() as u64, &(*c).head as *const _ as u64]);
+                let r = sys::call(
+                    500,
+                    &[(*c).atoms.as_ptr() as u64, &(*c).head as *const _ as u64],
+                );
                 slot.add(C::Syslets, 1);
                 slot.add(C::Atoms, 2);
                 if r == 0 {
@@ -118,7 +121,10 @@ unsafe extern "C" fn body(data: *mut c_void) -> c_long {
         };
         (*c).result = r;
         let off = syslet::threadlet_complete();
-        if kind == Kind::Exit as u32 && off == 1 && EXITS.fetch_add(1, Ordering::Relaxed) < MAX_EXITS {
+        if kind == Kind::Exit as u32
+            && off == 1
+            && EXITS.fetch_add(1, Ordering::Relaxed) < MAX_EXITS
+        {
             // In a thread of its own: leave it.  The stack stays marked
             // in use for good (nobody clears its word).
             slot.add(C::ThreadExits, 1);
@@ -175,10 +181,18 @@ impl Threadlets {
     }
 
     /// Run one random threadlet; returns (kind, threadlet_exec's result).
-    pub fn run(&mut self, x: u64, scratch_page: usize, slot: &'static Slot, ahu: usize) -> (u64, i64) {
+    pub fn run(
+        &mut self,
+        x: u64,
+        scratch_page: usize,
+        slot: &'static Slot,
+        ahu: usize,
+    ) -> (u64, i64) {
         self.poll(slot);
         let Some(k) = (0..self.stacks.len()).find(|&k| {
-            !self.pending[k] && self.stacks[k].2 && Self::word(self.stacks[k].0).load(Ordering::Acquire) == 0
+            !self.pending[k]
+                && self.stacks[k].2
+                && Self::word(self.stacks[k].0).load(Ordering::Acquire) == 0
         }) else {
             return (u64::MAX, 0);
         };
@@ -209,7 +223,8 @@ impl Threadlets {
         // SAFETY: `top` is the 16-byte aligned end of a stack nobody uses;
         // `body` uses only its context (which outlives it) and system
         // calls; it ends with threadlet_complete().
-        let r = unsafe { syslet::threadlet_exec(body, ctx.cast(), top as *mut c_void, ahu as *mut _) };
+        let r =
+            unsafe { syslet::threadlet_exec(body, ctx.cast(), top as *mut c_void, ahu as *mut _) };
         if r == syslet::THREADLET_ASYNC {
             self.pending[k] = true;
             slot.add(C::ThreadletsAsync, 1);

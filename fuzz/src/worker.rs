@@ -37,10 +37,103 @@ extern "C" fn on_signal(_sig: libc::c_int) {
     HANDLED.fetch_add(1, Ordering::Relaxed);
 }
 
+fn hex(out: &mut [u8], mut at: usize, v: u64) -> usize {
+    for i in (0..16).rev() {
+        out[at] = b"0123456789abcdef"[((v >> (i * 4)) & 15) as usize];
+        at += 1;
+    }
+    at
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
+    let mut b = [0u8; 160];
+    let msg = b"fuzz: FAULT sig ";
+    b[..msg.len()].copy_from_slice(msg);
+    let mut at = msg.len();
+    b[at] = b'0' + (sig / 10) as u8;
+    b[at + 1] = b'0' + (sig % 10) as u8;
+    at += 2;
+    for (label, v) in [
+        (
+            &b" addr="[..],
+            // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
+            unsafe { (*info).si_addr() as u64 },
+        ),
+        (
+            &b" rip="[..],
+            // SAFETY: and a valid ucontext.
+            unsafe {
+                (*uc.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RIP as usize] as u64
+            },
+        ),
+        (
+            &b" rsp="[..],
+            // SAFETY: as above.
+            unsafe {
+                (*uc.cast::<libc::ucontext_t>()).uc_mcontext.gregs[libc::REG_RSP as usize] as u64
+            },
+        ),
+        (&b" tid="[..], sys::gettid() as u64),
+        // SAFETY: as above.
+        (&b" code="[..], unsafe { (*info).si_code as u64 }),
+    ] {
+        b[at..at + label.len()].copy_from_slice(label);
+        at += label.len();
+        at = hex(&mut b, at, v);
+    }
+    b[at] = b'\n';
+    // SAFETY: write of a local buffer, then leave the process the way the
+    // fault would have (the supervisor reports it).
+    unsafe {
+        libc::write(
+            sys::OUT_FD.load(Ordering::Relaxed),
+            b.as_ptr().cast(),
+            at + 1,
+        );
+        if std::env::var_os("FUZZ_MAPS").is_some() {
+            let fd = libc::open(b"/proc/self/maps\0".as_ptr().cast(), libc::O_RDONLY);
+            let mut m = [0u8; 4096];
+            loop {
+                let n = libc::read(fd, m.as_mut_ptr().cast(), m.len());
+                if n <= 0 {
+                    break;
+                }
+                libc::write(
+                    sys::OUT_FD.load(Ordering::Relaxed),
+                    m.as_ptr().cast(),
+                    n as usize,
+                );
+            }
+        }
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+        libc::_exit(128 + sig);
+    }
+}
+
+/// Report faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE) with the address and
+/// instruction pointer before the process dies of them.
+pub fn install_fault_handlers() {
+    for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
+        // SAFETY: an SA_SIGINFO handler that only writes and exits.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_fault
+                as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
 /// Handle every signal the atoms and racers send (never SIGKILL, SIGSTOP
 /// or the faults).  `restart` picks SA_RESTART per signal.
 pub fn install_handlers(rng: &mut Rng) {
-    for sig in [10, 12, 13, 14, 17, 18, 23, 25, 26, 27, 28, 29, 31, 34, 35, 36, 37, 38, 39, 40, 64] {
+    for sig in [
+        10, 12, 13, 14, 17, 18, 23, 25, 26, 27, 28, 29, 31, 34, 35, 36, 37, 38, 39, 40, 64,
+    ] {
         // SAFETY: a plain handler that touches one atomic.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
@@ -69,8 +162,10 @@ pub fn worker_main(slot: &'static Slot, seed: u64, opts: Opts) -> i32 {
         libc::setpgid(0, 0);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
     }
+    sys::hide_stdio(169);
     let mut rng = Rng::new(derive(seed, &[0xaaaa]));
     install_handlers(&mut rng);
+    install_fault_handlers();
     let fx = Fixtures::new(sys::getpid());
     let _ = syslet::start_spares(2);
     let stop = Arc::new(AtomicBool::new(false));
@@ -108,7 +203,9 @@ pub fn worker_main(slot: &'static Slot, seed: u64, opts: Opts) -> i32 {
     let threads = opts.threads.min(MAX_THREADS).min(16);
     for t in 0..threads {
         let s = derive(seed, &[t as u64]);
-        fuzzers.push(std::thread::spawn(move || fuzz_thread(t, s, slot, fx, opts)));
+        fuzzers.push(std::thread::spawn(move || {
+            fuzz_thread(t, s, slot, fx, opts)
+        }));
     }
     let mut bad = 0;
     for f in fuzzers {
@@ -122,15 +219,30 @@ pub fn worker_main(slot: &'static Slot, seed: u64, opts: Opts) -> i32 {
         let _ = h.join();
     }
     let _ = std::fs::remove_dir_all(&fx.dir);
-    slot.done.store(if bad > 0 { 2 } else { 1 }, Ordering::Relaxed);
+    slot.done
+        .store(if bad > 0 { 2 } else { 1 }, Ordering::Relaxed);
     i32::from(bad > 0)
 }
 
-fn fuzz_thread(t: usize, seed: u64, slot: &'static Slot, fx: &'static Fixtures, opts: Opts) -> usize {
+fn fuzz_thread(
+    t: usize,
+    seed: u64,
+    slot: &'static Slot,
+    fx: &'static Fixtures,
+    opts: Opts,
+) -> usize {
     let log = &slot.threads[t];
     TIDS[t].store(sys::gettid(), Ordering::Relaxed);
     log.tid.store(sys::gettid(), Ordering::Relaxed);
-    let Some(mut f) = Fuzzer::new(seed, fx, slot, Some(log), Some(&REG[t]), Mode { wild: false }, &TIDS) else {
+    let Some(mut f) = Fuzzer::new(
+        seed,
+        fx,
+        slot,
+        Some(log),
+        Some(&REG[t]),
+        Mode { wild: false },
+        &TIDS,
+    ) else {
         sys::say("fuzz: cannot map a fuzzing thread's memory");
         return 1;
     };
@@ -143,7 +255,11 @@ fn fuzz_thread(t: usize, seed: u64, slot: &'static Slot, fx: &'static Fixtures, 
         n += 1;
         if f.rng.chance(30) && scratch_page != 0 {
             let x = f.rng.next();
-            let ahu = if f.rng.chance(100) { 0xffff_8880_0000_0000 } else { 0 };
+            let ahu = if f.rng.chance(100) {
+                0xffff_8880_0000_0000
+            } else {
+                0
+            };
             let (kind, r) = tl.run(x, scratch_page, slot, ahu);
             f.log(threadlets::OP, kind, 0, r as u64);
         } else {
@@ -162,7 +278,10 @@ fn fuzz_thread(t: usize, seed: u64, slot: &'static Slot, fx: &'static Fixtures, 
     }
     let tl_lost = tl.pending();
     if tl_lost > 0 {
-        sys::say(&format!("fuzz: LOST: {tl_lost} asynchronous threadlets never finished (tid {})", sys::gettid()));
+        sys::say(&format!(
+            "fuzz: LOST: {tl_lost} asynchronous threadlets never finished (tid {})",
+            sys::gettid()
+        ));
         slot.add(C::Lost, tl_lost as u64);
     }
     lost + tl_lost
@@ -195,7 +314,11 @@ fn waiter(seed: u64, stop: &AtomicBool) {
             continue;
         }
         let min = rng.pick(&[0, 1, 1, slots, slots + 1]);
-        let idx = if rng.chance(100) { slots } else { rng.below(slots) };
+        let idx = if rng.chance(100) {
+            slots
+        } else {
+            rng.below(slots)
+        };
         // SAFETY: async_wait reads the ring; it never writes user memory.
         unsafe { sys::call(502, &[min, idx, ahu as u64]) };
         sys::sleep_us(rng.below(2000));
@@ -223,7 +346,7 @@ fn racer(seed: u64, slot: &'static Slot, fx: &'static Fixtures, stop: &AtomicBoo
             unsafe { libc::kill(pid, rng.pick(&[10, 12, 14, 29, 34])) };
             slot.add(C::Signals, 1);
         } else if x < 60 {
-            let reg = &REG[rng.below(16) as usize];
+            let reg = &REG[rng.below(opts_threads(slot)) as usize];
             if fuzzer::race_slab(reg, &mut rng) {
                 slot.add(C::AtomsRaced, 1);
             }
@@ -231,7 +354,12 @@ fn racer(seed: u64, slot: &'static Slot, fx: &'static Fixtures, stop: &AtomicBoo
             let tid = TIDS[rng.below(16) as usize].load(Ordering::Relaxed);
             let mask: u64 = rng.pick(&[1, 2, 3]);
             // SAFETY: a valid 8-byte mask.
-            unsafe { sys::call(libc::SYS_sched_setaffinity, &[tid.max(0) as u64, 8, &mask as *const u64 as u64]) };
+            unsafe {
+                sys::call(
+                    libc::SYS_sched_setaffinity,
+                    &[tid.max(0) as u64, 8, &mask as *const u64 as u64],
+                )
+            };
         } else if x < 68 {
             prlimit_race(&mut rng);
         } else if x < 84 {
@@ -245,9 +373,25 @@ fn racer(seed: u64, slot: &'static Slot, fx: &'static Fixtures, stop: &AtomicBoo
     }
 }
 
+fn opts_threads(slot: &Slot) -> u64 {
+    slot.threads
+        .iter()
+        .filter(|t| t.tid.load(Ordering::Relaxed) != 0)
+        .count()
+        .max(1) as u64
+}
+
 fn prlimit_race(rng: &mut Rng) {
-    let res = rng.pick(&[libc::RLIMIT_NOFILE, libc::RLIMIT_SIGPENDING, libc::RLIMIT_FSIZE, libc::RLIMIT_MEMLOCK]);
-    let mut old = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let res = rng.pick(&[
+        libc::RLIMIT_NOFILE,
+        libc::RLIMIT_SIGPENDING,
+        libc::RLIMIT_FSIZE,
+        libc::RLIMIT_MEMLOCK,
+    ]);
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: valid rlimit structures; the old limit is restored.
     unsafe {
         if libc::getrlimit(res, &mut old) != 0 {
@@ -268,7 +412,8 @@ fn prlimit_race(rng: &mut Rng) {
 fn exiting_thread(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
     let b = std::thread::Builder::new().stack_size(256 << 10);
     let _ = b.spawn(move || {
-        let Some(mut f) = Fuzzer::new(seed, fx, slot, None, None, Mode { wild: false }, &TIDS) else {
+        let Some(mut f) = Fuzzer::new(seed, fx, slot, None, None, Mode { wild: false }, &TIDS)
+        else {
             return;
         };
         for _ in 0..4 {
@@ -334,7 +479,14 @@ fn child_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 libc::kill(child, libc::SIGKILL);
                 slot.add(C::Kills, 1);
             } else if rng.chance(100) {
-                libc::kill(child, if stopped { libc::SIGCONT } else { libc::SIGSTOP });
+                libc::kill(
+                    child,
+                    if stopped {
+                        libc::SIGCONT
+                    } else {
+                        libc::SIGSTOP
+                    },
+                );
                 stopped = !stopped;
                 slot.add(C::Stops, 1);
             } else if rng.chance(100) {
@@ -368,7 +520,10 @@ fn child_main(kind: Child, seed: u64, slot: &'static Slot, fx: &'static Fixtures
             let n = rng.pick(&[1u64, 2, 4, 8]);
             // SAFETY: plain credential and limit calls on this process.
             unsafe {
-                let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                let lim = libc::rlimit {
+                    rlim_cur: n,
+                    rlim_max: n,
+                };
                 libc::setrlimit(libc::RLIMIT_NPROC, &lim);
                 sys::call(libc::SYS_setresgid, &[1000, 1000, 1000]);
                 sys::call(libc::SYS_setresuid, &[1000, 1000, 1000]);
@@ -420,12 +575,35 @@ fn child_main(kind: Child, seed: u64, slot: &'static Slot, fx: &'static Fixtures
 fn seccomp_tsync() -> i64 {
     // BPF: load nr; if nr == getppid return ERRNO(EPERM); return ALLOW.
     let prog = [
-        libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 },
-        libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: libc::SYS_getppid as u32 },
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x0005_0000 | libc::EPERM as u32 },
-        libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 },
+        libc::sock_filter {
+            code: 0x20,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: 0x15,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_getppid as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x0005_0000 | libc::EPERM as u32,
+        },
+        libc::sock_filter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0x7fff_0000,
+        },
     ];
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut _,
+    };
     // SAFETY: a valid filter program; it only affects this process.
     unsafe {
         libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -456,7 +634,9 @@ fn check_seccomp_atom(slot: &Slot) {
         let ret = std::ptr::read_volatile(&ret);
         if ret != -i64::from(libc::EPERM) && ret != -4 {
             slot.add(C::Wrong, 1);
-            sys::say(&format!("fuzz: WRONG: getppid atom under a seccomp filter gave {ret}, not -EPERM"));
+            sys::say(&format!(
+                "fuzz: WRONG: getppid atom under a seccomp filter gave {ret}, not -EPERM"
+            ));
         }
     }
 }
@@ -547,6 +727,7 @@ fn clone3_race(rng: &mut Rng, slot: &Slot) {
 /// `--exec-child SEED`: what a racer's execve runs: a short single-threaded
 /// fuzz in the new program image, then exit.
 pub fn exec_child(seed: u64) -> i32 {
+    sys::hide_stdio(169);
     let mut rng = Rng::new(seed);
     install_handlers(&mut rng);
     // A private counter area: the supervisor's mapping did not survive exec.
