@@ -202,6 +202,7 @@ pub struct Fuzzer {
     pub tids: &'static [AtomicI32],
     ops: u64,
     local_states: [AtomicU8; SLABS],
+    inexec: AtomicU64,
 }
 
 fn states_of(reg: Option<&'static Reg>, local: &[AtomicU8; SLABS]) -> *const [AtomicU8; SLABS] {
@@ -313,6 +314,7 @@ impl Fuzzer {
             tids,
             ops: 0,
             local_states: [const { AtomicU8::new(0) }; SLABS],
+            inexec: AtomicU64::new(0),
         })
     }
 
@@ -933,9 +935,24 @@ impl Fuzzer {
         let nr0 = unsafe { (*self.atom(s, 0)).nr };
         self.states()[s].store(slab::INFLIGHT, Ordering::Release);
         let atom0 = self.atom(s, 0) as u64;
+        let tid = sys::gettid();
+        self.inexec.store(self.serial, Ordering::SeqCst);
         // SAFETY: the syslet lives in our slab; its pointers are ours or
         // bad on purpose; the ring is ours.
         let ret = unsafe { sys::sys(500, [atom0, ahu as u64, 0, 0, 0, 0]) };
+        // Exactly one context may come back from one async_exec call, with
+        // the caller's TID (v3-abi B.3).
+        let token = self.inexec.swap(0, Ordering::SeqCst);
+        if token != self.serial || sys::gettid() != tid {
+            sys::say(&format!(
+                "fuzz: DOUBLE RETURN or wrong identity after async_exec: serial {} token {token} tid {tid} -> {} ret {ret:#x}",
+                self.serial,
+                sys::gettid()
+            ));
+            self.slot.add(C::Wrong, 1);
+            // SAFETY: stop here, before two contexts share one stack for long.
+            unsafe { libc::abort() };
+        }
         self.slot.add(C::Syslets, 1);
         self.slot.add(C::Atoms, n as u64);
         self.log(

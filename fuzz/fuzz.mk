@@ -1,0 +1,56 @@
+# fuzz/fuzz.mk -- make targets for syslet-fuzz (issue 13).  Proposed for
+# inclusion from the root Makefile:  include fuzz/fuzz.mk
+#
+#   make fuzz                     60 s on the debug kernel, a clock seed
+#   make fuzz DURATION=1800 SEED=1234 KERNEL=normal THREADS=3 PROCS=2
+#   make fuzz-smoke               fixed seeds on the normal kernel (<= 3 min)
+#   make fuzz-replay SEED=...     = make fuzz with that seed
+#
+# Replay: the same SEED and kernel give the same sequence of operations
+# per thread (as far as scheduling allows).  FUZZ_SKIP=a,b (guest
+# environment, passed on the kernel command line) leaves system calls out.
+
+FUZZ_TARGET_DIR ?= $(BUILD)/cargo-fuzz
+FUZZ_BIN        := $(FUZZ_TARGET_DIR)/x86_64-unknown-linux-gnu/release/syslet-fuzz
+DURATION        ?= 60
+SEED            ?= 0
+KERNEL          ?= debug
+THREADS         ?= 3
+PROCS           ?= 2
+FUZZ_HANG       ?= 120
+FUZZ_SMOKE_SEEDS ?= 1,2,3
+FUZZ_SMOKE_SECS  ?= 40
+FUZZ_SKIP       ?=
+# The QEMU limit: the run plus drain, hang grace and boot.
+FUZZ_QEMU_TIMEOUT = $$(( $(DURATION) + 2 * $(FUZZ_HANG) + 300 ))
+FUZZ_BZIMAGE_normal = $(BZ_NORMAL)
+FUZZ_BZIMAGE_debug  = $(BZ_DEBUG)
+
+.PHONY: fuzz fuzz-smoke fuzz-replay fuzz-bin
+
+fuzz-bin:
+	$(Q)RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) \
+	  cargo build --release --target x86_64-unknown-linux-gnu -p syslet-fuzz
+
+# fuzz_run BZIMAGE, CMD, QEMU TIMEOUT, LOG NAME: what guest-run does, with
+# a kernel of choice; fails on a non-zero exit or a kernel splat.
+define fuzz_run
+	$(Q)mkdir -p $(LOGS)
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FUZZ_BIN)" --run-cmd "$(2)" \
+		$(BUILD)/initramfs-fuzz.cpio initramfs/base.list
+	$(Q)qemu/run-qemu.sh -k $(1) -i $(BUILD)/initramfs-fuzz.cpio -l $(LOGS)/$(4).log -t $(3) \
+		-a "syslet.mode=run syslet.timeout=0 $(if $(FUZZ_SKIP),FUZZ_SKIP=$(FUZZ_SKIP))" >/dev/null; \
+	qemu/guest-status.sh $(LOGS)/$(4).log; rc=$$?; \
+	grep -a "^fuzz: \(seed=\|PASS\|FAIL\|CRASH\|HANG\|LOST\|WRONG\|UNEXPECTED\|FAULT\|kernel\)" $(LOGS)/$(4).log; \
+	echo "log: $(LOGS)/$(4).log"; exit $$rc
+endef
+
+fuzz: fuzz-bin $(if $(filter debug,$(KERNEL)),kernel-debug,kernel) initramfs
+	$(call fuzz_run,$(FUZZ_BZIMAGE_$(KERNEL)),./syslet-fuzz --seed $(SEED) --duration $(DURATION) --threads $(THREADS) --procs $(PROCS) --hang $(FUZZ_HANG),$(FUZZ_QEMU_TIMEOUT),fuzz-$(KERNEL))
+
+fuzz-replay: fuzz
+
+# Bounded: 3 seeds x 40 s + boot on the normal kernel (KTAP output, so the
+# same command also fits initramfs/etc/syslet/tests).
+fuzz-smoke: fuzz-bin kernel initramfs
+	$(call fuzz_run,$(FUZZ_BZIMAGE_normal),./syslet-fuzz --tap --seed $(FUZZ_SMOKE_SEEDS) --duration $(FUZZ_SMOKE_SECS) --threads 2 --procs 2 --hang 60,400,fuzz-smoke)
