@@ -510,7 +510,11 @@ impl Fuzzer {
                 .pick(&[0, 1, 4096, 8192, 65536, (VICTIM_LEN / 2) as u64]),
             K::Ts | K::Itimer => {
                 if self.rng.chance(40) {
-                    return self.bad_ptr(s);
+                    // Never NULL: a NULL timeout of ppoll, pselect6,
+                    // epoll_pwait2, futex or rt_sigtimedwait waits forever
+                    // (a false "lost").
+                    let p = self.bad_ptr(s);
+                    return if p == 0 { self.ro as u64 | 1 } else { p };
                 }
                 let ns = self.rng.below(20_000_000);
                 w(0, 0);
