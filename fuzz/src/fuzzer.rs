@@ -514,7 +514,11 @@ impl Fuzzer {
                     // epoll_pwait2, futex or rt_sigtimedwait waits forever
                     // (a false "lost").
                     let p = self.bad_ptr(s);
-                    return if p == 0 { self.ro as u64 | 1 } else { p };
+                    return if p == 0 {
+                        (self.badzone + s * PAGE) as u64
+                    } else {
+                        p
+                    };
                 }
                 let ns = self.rng.below(20_000_000);
                 w(0, 0);

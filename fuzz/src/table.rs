@@ -49,7 +49,8 @@ pub enum K {
     Addr,
     /// A length that keeps `Addr + len` inside the victim region.
     MLen,
-    /// A pointer to a short relative timespec (<= 20 ms), or a bad pointer.
+    /// A pointer to a short relative timespec (<= 20 ms), or an unreadable
+    /// one (never NULL, never readable garbage: both can wait forever).
     Ts,
     /// A pointer to an itimerspec / itimerval with short times.
     Itimer,
