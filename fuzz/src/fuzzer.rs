@@ -514,7 +514,7 @@ impl Fuzzer {
                     // epoll_pwait2, futex or rt_sigtimedwait waits forever
                     // (a false "lost").
                     let p = self.bad_ptr(s);
-                    return if p == 0 {
+                    return if p == 0 || p == self.ro as u64 {
                         (self.badzone + s * PAGE) as u64
                     } else {
                         p
