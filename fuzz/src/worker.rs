@@ -46,7 +46,7 @@ fn hex(out: &mut [u8], mut at: usize, v: u64) -> usize {
 }
 
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut libc::c_void) {
-    let mut b = [0u8; 160];
+    let mut b = [0u8; 224];
     let msg = b"fuzz: FAULT sig ";
     b[..msg.len()].copy_from_slice(msg);
     let mut at = msg.len();
@@ -76,6 +76,11 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut li
         (&b" tid="[..], sys::gettid() as u64),
         // SAFETY: as above.
         (&b" code="[..], unsafe { (*info).si_code as u64 }),
+        // SAFETY: si_pkey of a SEGV_PKUERR fault (offset 32 of siginfo).
+        (&b" pkey="[..], unsafe {
+            u64::from(*info.cast::<u8>().add(32).cast::<u32>())
+        }),
+        (&b" pkru="[..], frame_pkru(uc)),
     ] {
         b[at..at + label.len()].copy_from_slice(label);
         at += label.len();
@@ -91,6 +96,10 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut li
             at + 1,
         );
         if std::env::var_os("FUZZ_MAPS").is_some() {
+            // smaps: every mapping with its protection key.
+            let fd = libc::open(b"/proc/self/smaps\0".as_ptr().cast(), libc::O_RDONLY);
+            smaps_keys(fd);
+            libc::close(fd);
             let fd = libc::open(b"/proc/self/maps\0".as_ptr().cast(), libc::O_RDONLY);
             let mut m = [0u8; 4096];
             loop {
@@ -111,9 +120,78 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, uc: *mut li
     }
 }
 
+/// Offset of PKRU in a standard-format XSAVE area (0: none).
+static PKRU_OFFSET: AtomicU64 = AtomicU64::new(0);
+
+/// PKRU at the fault, from the XSAVE area of the signal frame (or
+/// 0xffffffffffffffff when the frame has none).
+fn frame_pkru(uc: *mut libc::c_void) -> u64 {
+    let off = PKRU_OFFSET.load(Ordering::Relaxed) as usize;
+    // SAFETY: the kernel's ucontext; fpregs points at the frame's XSAVE
+    // area, whose header (at 512) says whether PKRU was saved.
+    unsafe {
+        let fp = (*uc.cast::<libc::ucontext_t>()).uc_mcontext.fpregs as *const u8;
+        if off == 0 || fp.is_null() {
+            return u64::MAX;
+        }
+        // sw_reserved.magic1 (offset 464) says an XSAVE header follows.
+        if *fp.add(464).cast::<u32>() != 0x4650_5853 {
+            return u64::MAX - 1;
+        }
+        let bv = *fp.add(512).cast::<u64>();
+        if bv & (1 << 9) == 0 {
+            return 0x1_0000_0000; // PKRU in its init state (0)
+        }
+        u64::from(*fp.add(off).cast::<u32>())
+    }
+}
+
+/// Copy the header lines of /proc/self/smaps with a protection key other
+/// than 0 (and the key lines) to the output.
+///
+/// # Safety
+/// `fd` is /proc/self/smaps, read once.
+unsafe fn smaps_keys(fd: libc::c_int) {
+    let out = sys::OUT_FD.load(Ordering::Relaxed);
+    let mut m = [0u8; 8192];
+    let mut line = [0u8; 256];
+    let mut hdr = [0u8; 256];
+    let (mut ll, mut hl) = (0usize, 0usize);
+    loop {
+        let n = libc::read(fd, m.as_mut_ptr().cast(), m.len());
+        if n <= 0 {
+            break;
+        }
+        for &c in &m[..n as usize] {
+            if c != b'\n' {
+                if ll < line.len() {
+                    line[ll] = c;
+                    ll += 1;
+                }
+                continue;
+            }
+            let l = &line[..ll];
+            if l.first().is_some_and(u8::is_ascii_hexdigit) && l.contains(&b'-') {
+                hdr[..ll].copy_from_slice(l);
+                hl = ll;
+            } else if l.starts_with(b"ProtectionKey:") && !l.ends_with(b" 0") {
+                libc::write(out, b"fuzz: key ".as_ptr().cast(), 10);
+                libc::write(out, l.as_ptr().cast(), l.len());
+                libc::write(out, b" ".as_ptr().cast(), 1);
+                libc::write(out, hdr.as_ptr().cast(), hl);
+                libc::write(out, b"\n".as_ptr().cast(), 1);
+            }
+            ll = 0;
+        }
+    }
+}
+
 /// Report faults (SIGSEGV, SIGBUS, SIGILL, SIGFPE) with the address and
 /// instruction pointer before the process dies of them.
 pub fn install_fault_handlers() {
+    // Leaf 0xd, sub-leaf 9: PKRU's place in the standard XSAVE format.
+    let off = core::arch::x86_64::__cpuid_count(0xd, 9).ebx;
+    PKRU_OFFSET.store(u64::from(off), Ordering::Relaxed);
     for sig in [libc::SIGSEGV, libc::SIGBUS, libc::SIGILL, libc::SIGFPE] {
         // SAFETY: an SA_SIGINFO handler that only writes and exits.
         unsafe {
