@@ -36,6 +36,9 @@ const OFF_RETS: usize = 1728;
 const OFF_CTR: usize = 1840;
 const OFF_BLOB: usize = 1920;
 const BLOB: usize = 128;
+/// Where timeouts go in a blob (32 bytes): pollfds, fd_sets and sigsets
+/// use 0..32, iovecs 64..128 (never in a call with a timeout).
+const TIME_AT: usize = 96;
 const _: () = assert!(std::mem::size_of::<syslet_uatom>() == 88);
 const _: () = assert!((MAX_ATOMS + 1) * 88 <= OFF_ARGS);
 const _: () = assert!(OFF_ARGS + MAX_ATOMS * 48 <= OFF_RETS);
@@ -444,6 +447,14 @@ impl Fuzzer {
                 x
             }
             K::Small => self.rng.below(17),
+            K::Pkey => {
+                // Not 1 << 32 either: pkey_free takes an int.
+                if self.rng.chance(100) {
+                    self.rng.pick(&[u64::MAX, 16, 1 << 31, 0x7fff_ffff])
+                } else {
+                    self.rng.range(1, 15)
+                }
+            }
             K::Fd => self.fd(),
             K::ScratchFd => {
                 if self.rng.chance(100) {
@@ -520,20 +531,27 @@ impl Fuzzer {
                         p
                     };
                 }
+                // At TIME_AT in the blob, where no other kind writes: a
+                // pollfd array, fd_set or sigset of the same atom would
+                // otherwise overwrite tv_sec (ppoll, epoll_pwait2: a
+                // random tv_sec waits "forever").
                 let ns = self.rng.below(20_000_000);
-                w(0, 0);
-                w(8, ns);
-                w(16, 0);
-                w(24, if self.rng.chance(500) { ns } else { 1_000_000 });
+                w(TIME_AT, 0);
+                w(TIME_AT + 8, ns);
+                w(TIME_AT + 16, 0);
+                w(
+                    TIME_AT + 24,
+                    if self.rng.chance(500) { ns } else { 1_000_000 },
+                );
                 if self.rng.chance(20) {
-                    w(8, 2_000_000_000); // tv_nsec out of range: EINVAL
+                    w(TIME_AT + 8, 2_000_000_000); // tv_nsec out of range: EINVAL
                 }
-                blob as u64
+                (blob + TIME_AT) as u64
             }
             K::Tv => {
-                w(0, 0);
-                w(8, self.rng.below(20_000));
-                blob as u64
+                w(TIME_AT, 0);
+                w(TIME_AT + 8, self.rng.below(20_000));
+                (blob + TIME_AT) as u64
             }
             K::Ms => self.rng.below(21),
             K::Iov | K::Msghdr => {
@@ -750,6 +768,13 @@ impl Fuzzer {
                     (*a).ret_ptr = self.ret(s, i);
                 }
             }
+            // The list must reach a timeout: a NULL argument pointer ends
+            // it and leaves the rest 0, and a NULL timeout of ppoll,
+            // select, pselect6, futex or rt_sigtimedwait waits forever.
+            let reach = args_k
+                .iter()
+                .rposition(|k| matches!(k, K::Ts | K::Tv))
+                .map_or(0, |t| t + 1);
             for (k, &kind) in args_k.iter().enumerate() {
                 let cell = argbase + k * 8;
                 let v = self.value(kind, s, i);
@@ -764,11 +789,14 @@ impl Fuzzer {
                         self.ret(s, j) as u64
                     }
                 } else if self.rng.chance(8) {
-                    self.bad_ptr(s)
+                    match self.bad_ptr(s) {
+                        0 if k < reach => self.ro as u64,
+                        p => p,
+                    }
                 } else {
                     cell as u64
                 };
-                if self.rng.chance(10) {
+                if self.rng.chance(10) && k >= reach && !matches!(kind, K::Pkey) {
                     break; // a NULL argument pointer ends the list early
                 }
                 // SAFETY: as above.

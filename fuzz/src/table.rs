@@ -13,6 +13,12 @@ pub enum K {
     Bits(&'static [u64]),
     /// 0..=16.
     Small,
+    /// A protection key for pkey_free: 1..=16 or an invalid one, never 0,
+    /// and never an earlier result or a missing (0) argument.  Upstream
+    /// pkey_free(0) frees the default key; the next pkey_alloc() or
+    /// PROT_EXEC-only mprotect() hands key 0 out again and denies the
+    /// calling thread access to all its ordinary memory (its stack).
+    Pkey,
     /// A descriptor: a fixture, a dup in the scratch range, an earlier
     /// atom's result, or a bad one (never 0, 1 or 2).
     Fd,
@@ -406,7 +412,7 @@ pub static TABLE: &[Sys] = &[
     s!(mlock2, 1, [Addr, MLen, Of(&[0, 1, 2])]),
     s!(munlock, 1, [Addr, MLen]),
     s!(pkey_alloc, 1, [Zero, Of(&[0, 1, 2, 3])]),
-    s!(pkey_free, 1, [Small]),
+    s!(pkey_free, 1, [Pkey]),
     s!(pkey_mprotect, 1, [Addr, MLen, Bits(PROT), Small]),
     s!(
         set_mempolicy,
@@ -637,6 +643,7 @@ pub static EXCLUDED: &[(&str, &str)] = &[
     ("nanosleep, poll, futex, ... with long or NULL timeouts", "blocking atoms are bounded (<= 20 ms) so that async syslets complete"),
     ("brk (other than through malloc), arch_prctl(SET_FS), set_tid_address, set_robust_list, rseq", "would corrupt the fuzzer's own heap, TLS or thread exit"),
     ("mmap/munmap/mremap/mprotect/madvise outside the victim region", "addresses are drawn from a region reserved for them"),
+    ("pkey_free(0)", "frees the default key: a later pkey_alloc(0, DISABLE_ACCESS) or PROT_EXEC mprotect hands key 0 out with access denied, and the thread faults on its own stack (SEGV_PKUERR)"),
     ("process_vm_writev, /proc/self/mem", "writes into the fuzzer's own memory"),
     ("ptrace, seccomp (as atoms)", "PTRACE_TRACEME or a strict filter stops or kills the fuzzer; seccomp is raced in children instead"),
     ("userfaultfd", "faults on registered ranges wait forever"),
