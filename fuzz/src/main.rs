@@ -447,6 +447,15 @@ fn main() {
         };
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // Signals an atom can aim at the supervisor by accident: F_SETOWN
+        // with a small pid and FIOASYNC send SIGIO (or the F_SETSIG
+        // signal) to whatever process has that pid.  The workers install
+        // their own handlers for these.
+        for sig in [
+            10, 12, 14, 23, 26, 27, 28, 29, 34, 35, 36, 37, 38, 39, 40, 64,
+        ] {
+            libc::signal(sig, libc::SIG_IGN);
+        }
     }
     if cli.tap {
         println!("KTAP version 1");
