@@ -26,6 +26,9 @@ const VICTIM_LEN: usize = 512 << 10;
 /// Each thread's fixed regions live at `BASE + index * STRIDE`.
 const VICTIM_BASE: usize = 0x2000_0000_0000;
 const UNMAPPED_BASE: usize = 0x3000_0000_0000;
+/// The slabs: far below where mmap(NULL) puts things, so that the hole a
+/// racer's munmap leaves for a moment is never taken by another mapping.
+const SLAB_BASE: usize = 0x4000_0000_0000;
 const STRIDE: usize = 0x100_0000;
 /// A value no system call returns: "not run".
 pub const UNTOUCHED: i64 = 0x5a5a_5a5a_5a5a_5a5a;
@@ -229,7 +232,6 @@ impl Fuzzer {
     ) -> Option<Fuzzer> {
         let mut rng = Rng::new(seed);
         let rw = libc::PROT_READ | libc::PROT_WRITE;
-        let slabs = sys::map(0, SLABS * PAGE, rw)?;
         let badzone = sys::map(0, SLABS * PAGE, libc::PROT_NONE)?;
         let scratch = sys::map(0, SCRATCH_LEN + PAGE, rw)?;
         // SAFETY: the page after the scratch area of our own mapping
@@ -252,13 +254,17 @@ impl Fuzzer {
                 *w = rng.next();
             }
         }
-        let (victim, unmapped) = loop {
+        let (victim, unmapped, slabs) = loop {
             let i = NEXT_INDEX.fetch_add(1, Ordering::Relaxed);
             if i > 4000 {
                 return None;
             }
             if let Some(v) = sys::map(VICTIM_BASE + i * STRIDE, VICTIM_LEN, rw) {
-                break (v, UNMAPPED_BASE + i * STRIDE);
+                if let Some(sl) = sys::map(SLAB_BASE + i * STRIDE, SLABS * PAGE, rw) {
+                    break (v, UNMAPPED_BASE + i * STRIDE, sl);
+                }
+                // SAFETY: the victim region just mapped, unused.
+                unsafe { libc::munmap(v as *mut libc::c_void, VICTIM_LEN) };
             }
         };
         let nrings = rng.range(1, 3) as usize;
@@ -1345,7 +1351,25 @@ pub fn race_ring_memory(map: usize, map_len: usize, slots: usize, rng: &mut Rng)
     // lock is released.
     unsafe {
         let r = match how {
-            0 => libc::munmap(map as *mut libc::c_void, map_len),
+            // Not munmap: the rings live where mmap(NULL) puts things, and
+            // another thread's mapping could take the hole before the
+            // remap below clobbers it.  A PROT_NONE mapping replaces the
+            // pages (they are unmapped) without a hole.
+            0 => {
+                let p = libc::mmap(
+                    map as *mut libc::c_void,
+                    map_len,
+                    libc::PROT_NONE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+                    -1,
+                    0,
+                );
+                if p == libc::MAP_FAILED {
+                    -1
+                } else {
+                    0
+                }
+            }
             1 => libc::mprotect(map as *mut libc::c_void, map_len, libc::PROT_READ),
             _ => libc::mprotect(map as *mut libc::c_void, map_len, libc::PROT_NONE),
         };
