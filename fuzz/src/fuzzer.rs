@@ -172,6 +172,9 @@ struct Outstanding {
     ring: usize,
     serial: u64,
     at: u64,
+    /// The atoms' system call numbers at submission (a racer may zero
+    /// the slab meanwhile).
+    nrs: [u16; MAX_ATOMS + 1],
 }
 
 /// Options of a fuzzing thread.
@@ -975,6 +978,11 @@ impl Fuzzer {
         // SAFETY: atom 0 of our slab, before it is in flight (a racer may
         // unmap it once it is).
         let nr0 = unsafe { (*self.atom(s, 0)).nr };
+        let mut nrs = [0u16; MAX_ATOMS + 1];
+        for (i, x) in nrs.iter_mut().enumerate().take(n) {
+            // SAFETY: as above.
+            *x = unsafe { (*self.atom(s, i)).nr } as u16;
+        }
         self.states()[s].store(slab::INFLIGHT, Ordering::Release);
         let atom0 = self.atom(s, 0) as u64;
         let tid = sys::gettid();
@@ -1010,6 +1018,7 @@ impl Fuzzer {
                 ring: r,
                 serial: self.serial,
                 at: sys::now_ns(),
+                nrs,
             });
             return;
         }
@@ -1136,6 +1145,7 @@ impl Fuzzer {
                     ring: usize::MAX,
                     serial: self.serial,
                     at: sys::now_ns(),
+                    nrs: [0; MAX_ATOMS + 1],
                 });
             }
         }
@@ -1271,23 +1281,49 @@ impl Fuzzer {
                             }
                         ));
                     }
+                    let built: Vec<&str> = o.nrs[..n_atoms(&o.nrs)]
+                        .iter()
+                        .map(|&nr| {
+                            table::TABLE
+                                .iter()
+                                .find(|t| t.nr == u64::from(nr))
+                                .map_or("?", |t| t.name)
+                        })
+                        .collect();
                     sys::say(&format!(
-                        "fuzz: LOST: tid {} syslet {} slab {s} ring {} submitted {} ms ago: {}",
+                        "fuzz: LOST: tid {} syslet {} slab {s} ring {} submitted {} ms ago: {} (built: {})",
                         sys::gettid(),
                         o.serial,
                         o.ring,
                         (sys::now_ns() - o.at) / 1_000_000,
-                        atoms.join(" ")
+                        atoms.join(" "),
+                        built.join(",")
                     ));
                 }
+                for (r, ring) in self.rings.iter().enumerate() {
+                    // SAFETY: the head of our own ring.
+                    let k = unsafe { (*ring.head()).kernel_ring_idx };
+                    let full: Vec<String> = (0..ring.slots)
+                        .filter_map(|i| {
+                            let p = ring.slot(i).load(Ordering::Acquire);
+                            (p != 0).then(|| format!("{i}:{p:#x}/slab {:?}", self.slab_of(p)))
+                        })
+                        .collect();
+                    sys::say(&format!(
+                        "fuzz: ring {r}: {} slots kernel_idx {k} user_idx {} full: {}",
+                        ring.slots,
+                        ring.user_idx(),
+                        full.join(" ")
+                    ));
+                }
+                blocked_report();
                 self.slot.add(C::Lost, n as u64);
                 return n;
             }
-            if self.rng.chance(500) {
-                self.wait_one();
-            } else {
-                sys::sleep_us(2000);
-            }
+            // Not async_wait: a syslet that never completes would hold
+            // the drain past its deadline (with SA_RESTART on the ticker's
+            // signal, for good), and nothing would be reported.
+            sys::sleep_us(2000);
         }
     }
 
@@ -1450,4 +1486,56 @@ pub fn race_slab(reg: &Reg, rng: &mut Rng) -> bool {
     st.store(slab::INFLIGHT | slab::TAINT, Ordering::Release);
     reg.raced.fetch_add(1, Ordering::Relaxed);
     true
+}
+
+/// Once per process, at the first lost syslet: every task of this process
+/// that sleeps in a system call (cachemiss threads with a blocked atom),
+/// with its system call, arguments and what its first argument names as a
+/// descriptor.
+fn blocked_report() {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for e in dir.flatten() {
+        let t = e.path();
+        let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+        let state = stat.rsplit_once(')').map_or("?", |(_, r)| {
+            r.trim_start().split(' ').next().unwrap_or("?")
+        });
+        if state == "R" {
+            continue;
+        }
+        let sc = std::fs::read_to_string(t.join("syscall")).unwrap_or_default();
+        let mut it = sc.split_whitespace();
+        let nr: u64 = it.next().and_then(|x| x.parse().ok()).unwrap_or(u64::MAX);
+        let a0 = it
+            .next()
+            .and_then(|x| u64::from_str_radix(x.trim_start_matches("0x"), 16).ok())
+            .unwrap_or(u64::MAX);
+        let name = table::TABLE
+            .iter()
+            .find(|x| x.nr == nr)
+            .map_or("?", |x| x.name);
+        let fd = std::fs::read_link(format!("/proc/self/fd/{a0}"))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        let wchan = std::fs::read_to_string(t.join("wchan")).unwrap_or_default();
+        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        sys::say(&format!(
+            "fuzz: BLOCKED task {} ({}) {state} in {name}: {} [{fd}] wchan {wchan}",
+            e.file_name().to_string_lossy(),
+            comm.trim(),
+            sc.trim()
+        ));
+    }
+}
+
+/// The number of atoms recorded in `nrs` (trailing zeros are unused;
+/// a read, number 0, in the middle counts).
+fn n_atoms(nrs: &[u16]) -> usize {
+    nrs.iter().rposition(|&x| x != 0).map_or(0, |i| i + 1)
 }
