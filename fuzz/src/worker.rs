@@ -30,6 +30,8 @@ pub struct Opts {
 
 /// Signals sent after each other to every fuzzing thread.
 static HANDLED: AtomicU64 = AtomicU64::new(0);
+/// The TIDs of this worker's waiter threads.
+static WAITERS: [AtomicI32; 2] = [const { AtomicI32::new(0) }; 2];
 /// The TIDs of this worker's fuzzing threads.
 static TIDS: [AtomicI32; 16] = [const { AtomicI32::new(0) }; 16];
 
@@ -259,7 +261,10 @@ pub fn worker_main(slot: &'static Slot, seed: u64, opts: Opts) -> i32 {
     for k in 0..2u64 {
         let stop = stop.clone();
         let s = derive(seed, &[0xbbbb, k]);
-        helpers.push(std::thread::spawn(move || waiter(s, &stop)));
+        helpers.push(std::thread::spawn(move || {
+            WAITERS[k as usize].store(sys::gettid(), Ordering::Relaxed);
+            waiter(s, &stop)
+        }));
     }
     for _ in 0..2 {
         // Spares of our own: park in async_thread() until taken or EINTR.
@@ -294,6 +299,18 @@ pub fn worker_main(slot: &'static Slot, seed: u64, opts: Opts) -> i32 {
     }
     stop.store(true, Ordering::Relaxed);
     for h in helpers {
+        // A waiter may sleep in async_wait for completions that never
+        // come (min_wait_events beyond the ring, or a ring nobody posts
+        // to any more): interrupt it until it sees `stop`.
+        while !h.is_finished() {
+            for w in &WAITERS {
+                let tid = w.load(Ordering::Relaxed);
+                if tid > 0 {
+                    sys::tgkill(sys::getpid(), tid, libc::SIGUSR1);
+                }
+            }
+            sys::sleep_us(5000);
+        }
         let _ = h.join();
     }
     let _ = std::fs::remove_dir_all(&fx.dir);
