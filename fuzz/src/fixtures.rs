@@ -315,13 +315,17 @@ impl Fixtures {
         let one = [0x77u8; 1];
         // SAFETY: descriptor calls with valid local buffers.
         unsafe {
+            // Atoms may clear O_NONBLOCK (F_SETFL) on any fixture and
+            // shrink a pipe (F_SETPIPE_SZ) or a socket buffer: the waker
+            // must never block, and drains early enough that a writer
+            // blocked on a small pipe or buffer gets room.
             for &(w, r) in &self.waker.pipes {
-                libc::write(w, one.as_ptr().cast(), 1);
                 let mut n: i32 = 0;
                 libc::ioctl(r, libc::FIONREAD, &mut n);
-                if n > 16384 {
-                    libc::read(r, buf.as_mut_ptr().cast(), buf.len());
+                if n > DRAIN_AT {
+                    nowait_read(r, &mut buf);
                 }
+                nowait_write(w, &one);
             }
             let e = self.waker.eventfd;
             let fl = libc::fcntl(e, libc::F_GETFL);
@@ -340,7 +344,7 @@ impl Fixtures {
                 );
                 let mut n: i32 = 0;
                 libc::ioctl(s, libc::FIONREAD, &mut n);
-                if n > 16384 {
+                if n > DRAIN_AT {
                     libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT);
                 }
             }
@@ -394,11 +398,121 @@ impl Fixtures {
     }
 }
 
+/// The waker drains a pipe or socket with more than this many bytes
+/// queued (readers need only a few; a pipe may be shrunk to one page).
+const DRAIN_AT: i32 = 1024;
+
+/// Set O_NONBLOCK on `fd` (an atom may have cleared it).
+fn nonblock(fd: i32) {
+    // SAFETY: descriptor flag calls.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 && fl & libc::O_NONBLOCK == 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+}
+
+/// A write that does not block whatever the descriptor's flags say
+/// (RWF_NOWAIT; else O_NONBLOCK set just before).
+fn nowait_write(fd: i32, b: &[u8]) {
+    let iov = libc::iovec {
+        iov_base: b.as_ptr() as *mut libc::c_void,
+        iov_len: b.len(),
+    };
+    // SAFETY: one iovec over a live buffer.
+    let r = unsafe { libc::pwritev2(fd, &iov, 1, -1, libc::RWF_NOWAIT) };
+    if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
+        nonblock(fd);
+        // SAFETY: as above.
+        unsafe { libc::write(fd, b.as_ptr().cast(), b.len()) };
+    }
+}
+
+/// A read that does not block (as [`nowait_write`]).
+fn nowait_read(fd: i32, b: &mut [u8]) {
+    let iov = libc::iovec {
+        iov_base: b.as_mut_ptr().cast(),
+        iov_len: b.len(),
+    };
+    // SAFETY: one iovec over a live buffer.
+    let r = unsafe { libc::preadv2(fd, &iov, 1, -1, libc::RWF_NOWAIT) };
+    if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN) {
+        nonblock(fd);
+        // SAFETY: as above.
+        unsafe { libc::read(fd, b.as_mut_ptr().cast(), b.len()) };
+    }
+}
+
+/// Feed every descriptor of the process an atom can block on for good:
+/// eventfds (atoms make them, or clear O_NONBLOCK on the non-blocking
+/// fixture), timerfds (made unarmed), pipes and FIFOs (made by atoms, or
+/// shrunk).  The fixtures proper are fed by [`Fixtures::wake`].
+fn feed_all() {
+    let mut link = [0u8; 64];
+    let one = [0x66u8; 1];
+    let mut buf = [0u8; 4096];
+    let out = sys::OUT_FD.load(Ordering::Relaxed);
+    for fd in (3..=260).filter(|&fd| fd != out) {
+        let path = format!("/proc/self/fd/{fd}\0");
+        // SAFETY: a NUL-terminated path and a local buffer.
+        let n =
+            unsafe { libc::readlink(path.as_ptr().cast(), link.as_mut_ptr().cast(), link.len()) };
+        if n <= 0 {
+            continue;
+        }
+        let l = &link[..n as usize];
+        // SAFETY: descriptor calls with local buffers.
+        unsafe {
+            if l == b"anon_inode:[eventfd]" {
+                let fl = libc::fcntl(fd, libc::F_GETFL);
+                libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+                let v: u64 = 1;
+                if libc::write(fd, (&v as *const u64).cast(), 8) < 0 {
+                    libc::read(fd, buf.as_mut_ptr().cast(), 8);
+                }
+                libc::fcntl(fd, libc::F_SETFL, fl);
+            } else if l == b"anon_inode:[timerfd]" {
+                let t = libc::itimerspec {
+                    it_interval: libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    },
+                    it_value: libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 1_000_000,
+                    },
+                };
+                libc::timerfd_settime(fd, 0, &t, std::ptr::null_mut());
+            } else {
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::fstat(fd, &mut st) != 0 || st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+                    continue;
+                }
+                let acc = libc::fcntl(fd, libc::F_GETFL) & libc::O_ACCMODE;
+                if acc != libc::O_WRONLY {
+                    let mut q: i32 = 0;
+                    libc::ioctl(fd, libc::FIONREAD, &mut q);
+                    if q > DRAIN_AT {
+                        nowait_read(fd, &mut buf);
+                    }
+                }
+                if acc != libc::O_RDONLY {
+                    nowait_write(fd, &one);
+                }
+            }
+        }
+    }
+}
+
 /// Run the waker until `stop`.
 pub fn waker_loop(fx: &'static Fixtures, stop: &AtomicBool) {
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
         fx.wake(round);
+        if round % 25 == 0 {
+            feed_all();
+        }
         round += 1;
         if round % 2000 == 0 {
             fx.trim();
