@@ -777,12 +777,13 @@ impl Fuzzer {
                     (*a).ret_ptr = self.ret(s, i);
                 }
             }
-            // The list must reach a timeout: a NULL argument pointer ends
-            // it and leaves the rest 0, and a NULL timeout of ppoll,
-            // select, pselect6, futex or rt_sigtimedwait waits forever.
+            // The list must reach a timeout or a pkey: a NULL argument
+            // pointer ends it and leaves the rest 0; a NULL timeout of
+            // ppoll, select, pselect6, futex or rt_sigtimedwait waits
+            // forever, and pkey_free(0) frees the default key.
             let reach = args_k
                 .iter()
-                .rposition(|k| matches!(k, K::Ts | K::Tv))
+                .rposition(|k| matches!(k, K::Ts | K::Tv | K::Pkey))
                 .map_or(0, |t| t + 1);
             for (k, &kind) in args_k.iter().enumerate() {
                 let cell = argbase + k * 8;
@@ -805,7 +806,7 @@ impl Fuzzer {
                 } else {
                     cell as u64
                 };
-                if self.rng.chance(10) && k >= reach && !matches!(kind, K::Pkey) {
+                if self.rng.chance(10) && k >= reach {
                     break; // a NULL argument pointer ends the list early
                 }
                 // SAFETY: as above.
@@ -1425,6 +1426,10 @@ pub fn race_ring_memory(map: usize, map_len: usize, slots: usize, rng: &mut Rng)
 /// A racer's attack on a fuzzing thread's slabs: munmap or mprotect one
 /// that is in flight for a moment.  Returns whether it found one.
 pub fn race_slab(reg: &Reg, rng: &mut Rng) -> bool {
+    static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if *OFF.get_or_init(|| std::env::var_os("FUZZ_NO_SLAB_RACE").is_some()) {
+        return false;
+    }
     let base = reg.slabs.load(Ordering::Relaxed);
     if base == 0 {
         return false;
