@@ -315,14 +315,14 @@ impl Fixtures {
         let one = [0x77u8; 1];
         // SAFETY: descriptor calls with valid local buffers.
         unsafe {
-            // Atoms may clear O_NONBLOCK (F_SETFL) on any fixture and
-            // shrink a pipe (F_SETPIPE_SZ) or a socket buffer: the waker
-            // must never block, and drains early enough that a writer
-            // blocked on a small pipe or buffer gets room.
+            // Atoms may shrink a pipe (F_SETPIPE_SZ, down to one slot that
+            // a vmsplice of one byte fills) or a socket buffer: the waker
+            // drains all there is, then leaves one byte for readers, and
+            // never blocks itself.
             for &(w, r) in &self.waker.pipes {
                 let mut n: i32 = 0;
                 libc::ioctl(r, libc::FIONREAD, &mut n);
-                if n > DRAIN_AT {
+                if n > 0 {
                     nowait_read(r, &mut buf);
                 }
                 nowait_write(w, &one);
@@ -344,7 +344,7 @@ impl Fixtures {
                 );
                 let mut n: i32 = 0;
                 libc::ioctl(s, libc::FIONREAD, &mut n);
-                if n > DRAIN_AT {
+                if n > 0 {
                     libc::recv(s, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT);
                 }
             }
@@ -397,10 +397,6 @@ impl Fixtures {
         }
     }
 }
-
-/// The waker drains a pipe or socket with more than this many bytes
-/// queued (readers need only a few; a pipe may be shrunk to one page).
-const DRAIN_AT: i32 = 1024;
 
 /// Set O_NONBLOCK on `fd` (an atom may have cleared it).
 fn nonblock(fd: i32) {
@@ -493,7 +489,7 @@ fn feed_all() {
                 if acc != libc::O_WRONLY {
                     let mut q: i32 = 0;
                     libc::ioctl(fd, libc::FIONREAD, &mut q);
-                    if q > DRAIN_AT {
+                    if q > 0 {
                         nowait_read(fd, &mut buf);
                     }
                 }

@@ -456,6 +456,15 @@ impl Fuzzer {
                 x
             }
             K::Small => self.rng.below(17),
+            K::Nb(v) => {
+                let mut x = 0x800;
+                for &b in v {
+                    if self.rng.chance(250) {
+                        x |= b;
+                    }
+                }
+                x
+            }
             K::Pkey => {
                 // Not 1 << 32 either: pkey_free takes an int.
                 if self.rng.chance(100) {
@@ -783,11 +792,21 @@ impl Fuzzer {
             // forever, and pkey_free(0) frees the default key.
             let reach = args_k
                 .iter()
-                .rposition(|k| matches!(k, K::Ts | K::Tv | K::Pkey))
+                .rposition(|k| matches!(k, K::Ts | K::Tv | K::Pkey | K::Nb(_)))
                 .map_or(0, |t| t + 1);
+            let mut cmd: Option<u64> = None;
             for (k, &kind) in args_k.iter().enumerate() {
                 let cell = argbase + k * 8;
-                let v = self.value(kind, s, i);
+                let mut v = self.value(kind, s, i);
+                if let (K::FcntlArg, Some(&c)) = (kind, cmd.as_ref()) {
+                    if c == libc::F_SETFL as u64 {
+                        // Never make a descriptor blocking (see K::Nb).
+                        v |= libc::O_NONBLOCK as u64;
+                    }
+                }
+                if k == 1 && sys.nr == libc::SYS_fcntl as u64 {
+                    cmd = Some(v);
+                }
                 // SAFETY: argument cell `k` of atom `i` in our slab.
                 unsafe { *(cell as *mut u64) = v };
                 // Never lengths: an earlier result (time(), lseek(), ...) as a

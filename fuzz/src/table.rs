@@ -19,6 +19,13 @@ pub enum K {
     /// PROT_EXEC-only mprotect() hands key 0 out again and denies the
     /// calling thread access to all its ordinary memory (its stack).
     Pkey,
+    /// Flags of a call that makes a descriptor: an OR of a random subset
+    /// of these, always with O_NONBLOCK (0x800, the same bit for
+    /// eventfd, timerfd, signalfd, inotify, pipe2 and socket types), and
+    /// never cut off.  A read of an eventfd or timerfd an atom made can
+    /// wait for good, and the descriptor can be closed under it, out of
+    /// the waker's reach.
+    Nb(&'static [u64]),
     /// A descriptor: a fixture, a dup in the scratch range, an earlier
     /// atom's result, or a bad one (never 0, 1 or 2).
     Fd,
@@ -327,7 +334,7 @@ pub static TABLE: &[Sys] = &[
         2,
         [
             Fd,
-            Of(&[0x541b, 0x5421, 0x5451, 0x5450, 0x5401, 0x5452, 0xdead]),
+            Of(&[0x541b, 0x5451, 0x5450, 0x5401, 0x5452, 0xdead]),
             IntPtr
         ]
     ),
@@ -381,12 +388,12 @@ pub static TABLE: &[Sys] = &[
     s!(fchdir, 1, [Fd]),
     s!(getcwd, 1, [Buf, Len]),
     s!(umask, 1, [Of(&[0o22, 0o77, 0])]),
-    s!(inotify_init1, 1, [Of(&[0x800, 0x80800])]),
+    s!(inotify_init1, 1, [Nb(&[0x80000])]),
     s!(inotify_add_watch, 1, [Fd, Path, Of(&[0xfff, 2, 0x100])]),
     s!(inotify_rm_watch, 1, [Fd, Small]),
     s!(memfd_create, 1, [RBuf, Bits(&[1, 2, 4])]),
-    s!(eventfd2, 1, [Small, Bits(&[0x800, 0x80000, 1])]),
-    s!(pipe2, 1, [Buf, Bits(&[0x800, 0x80000, 0x4000])]),
+    s!(eventfd2, 1, [Small, Nb(&[0x80000, 1])]),
+    s!(pipe2, 1, [Buf, Nb(&[0x80000, 0x4000])]),
     s!(sync, 1, []),
     s!(syncfs, 1, [Fd]),
     // Memory: only the thread's victim region.
@@ -426,7 +433,11 @@ pub static TABLE: &[Sys] = &[
         1,
         [Of(&[1, 2, 10, 16]), Of(&[1, 2, 5, 0x801, 0x80001]), Zero]
     ),
-    s!(socketpair, 1, [Of(&[1]), Of(&[1, 2, 5, 0x801]), Zero, Buf]),
+    s!(
+        socketpair,
+        1,
+        [Of(&[1]), Of(&[0x801, 0x802, 0x805]), Zero, Buf]
+    ),
     s!(bind, 1, [Fd, Sockaddr, SockLen]),
     s!(connect, 2, [Fd, Sockaddr, SockLen]),
     s!(listen, 1, [Fd, Small]),
@@ -502,7 +513,7 @@ pub static TABLE: &[Sys] = &[
     s!(timer_gettime, 1, [TimerId, Buf]),
     s!(timer_getoverrun, 1, [TimerId]),
     s!(timer_delete, 1, [TimerId]),
-    s!(timerfd_create, 1, [Of(&[0, 1, 7]), Bits(&[0x800, 0x80000])]),
+    s!(timerfd_create, 1, [Of(&[0, 1, 7]), Nb(&[0x80000])]),
     s!(timerfd_settime, 1, [Fd, Of(&[0, 1, 2]), Itimer, Zero]),
     s!(timerfd_gettime, 1, [Fd, Buf]),
     // Signals (handled ones only, to this process or its threads).
@@ -523,7 +534,7 @@ pub static TABLE: &[Sys] = &[
     s!(
         signalfd4,
         1,
-        [Of(&[NEG1]), Sigset, Of(&[8]), Bits(&[0x800, 0x80000])]
+        [Of(&[NEG1]), Sigset, Of(&[8]), Nb(&[0x80000])]
     ),
     s!(pidfd_open, 1, [Pid, Of(&[0, 0x800])]),
     s!(pidfd_send_signal, 1, [Fd, Sig, Zero, Zero]),
@@ -644,6 +655,7 @@ pub static EXCLUDED: &[(&str, &str)] = &[
     ("brk (other than through malloc), arch_prctl(SET_FS), set_tid_address, set_robust_list, rseq", "would corrupt the fuzzer's own heap, TLS or thread exit"),
     ("mmap/munmap/mremap/mprotect/madvise outside the victim region", "addresses are drawn from a region reserved for them"),
     ("pkey_free(0)", "frees the default key: a later pkey_alloc(0, DISABLE_ACCESS) or PROT_EXEC mprotect hands key 0 out with access denied, and the thread faults on its own stack (SEGV_PKUERR)"),
+    ("blocking descriptors made by atoms; F_SETFL or FIONBIO clearing O_NONBLOCK", "an atom blocked on a descriptor the waker does not feed (or one closed under it) waits for good: atoms make descriptors non-blocking and F_SETFL keeps O_NONBLOCK"),
     ("process_vm_writev, /proc/self/mem", "writes into the fuzzer's own memory"),
     ("ptrace, seccomp (as atoms)", "PTRACE_TRACEME or a strict filter stops or kills the fuzzer; seccomp is raced in children instead"),
     ("userfaultfd", "faults on registered ranges wait forever"),
