@@ -819,7 +819,12 @@ impl Fuzzer {
                     }
                 } else if self.rng.chance(8) {
                     match self.bad_ptr(s) {
-                        0 if k < reach => self.ro as u64,
+                        0 if k < reach => (self.badzone + s * PAGE) as u64,
+                        // The read-only page holds 0x41 bytes: as a poll
+                        // timeout in ms, 12 days.
+                        p if p == self.ro as u64 && matches!(kind, K::Ms) => {
+                            (self.badzone + s * PAGE) as u64
+                        }
                         p => p,
                     }
                 } else {
