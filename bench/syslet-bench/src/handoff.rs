@@ -169,6 +169,10 @@ fn pthread(n: usize) -> io::Result<Sample> {
     })
 }
 
+/// The number of threads of `syslet-t10k` (10,000 unless this environment
+/// variable says otherwise; `--smoke` sets it to 100).
+pub const MANY_THREADS_ENV: &str = "SYSLET_BENCH_HANDOFF_THREADS";
+
 /// Run `f` while `threads` more threads of the process sleep in `read()`.
 fn with_threads<T>(threads: usize, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
     let (r, w) = pipe()?;
@@ -203,8 +207,12 @@ pub fn run(name: &str, n: usize) -> io::Result<Sample> {
         "pthread" => pthread(n),
         "syslet-t10" => with_threads(10, || syslet(n)),
         "syslet-t10k" => {
-            crate::allow_threads(10_100);
-            with_threads(10_000, || syslet(n))
+            let many = std::env::var(MANY_THREADS_ENV)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10_000);
+            crate::allow_threads(many + 100);
+            with_threads(many, || syslet(n))
         }
         _ => Err(io::Error::other(format!("no handoff approach {name}"))),
     }

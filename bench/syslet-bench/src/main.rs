@@ -165,6 +165,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Opts, String> {
                 o.handoffs = 20;
                 o.size_mib = 8;
                 o.ktap = true;
+                // A smoke run: 100 threads for syslet-t10k (the children
+                // of --no-isolate runs read it too)
+                std::env::set_var(crate::handoff::MANY_THREADS_ENV, "100");
             }
             "--ktap" => o.ktap = true,
             "--no-isolate" => o.isolate = false,
