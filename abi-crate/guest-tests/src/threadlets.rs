@@ -215,7 +215,6 @@ fn futex_wake_all(word: &AtomicU32) {
     }
 }
 
-/// Tasks of this process.
 /// The live tasks of the process: a zombie is left out.  The group
 /// leader, when it ran a threadlet for the main thread and then exited,
 /// stays a zombie until the process exits (a handoff moves the main
