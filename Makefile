@@ -43,6 +43,19 @@ THREADLET  := $(BUILD)/selftests/threadlet_test
 # The hardening selftests: exploits of the handoff, each closed by a patch
 HARDENING_TESTS := hardening_test sigtarget_test stall_test leader_test
 FRAG_BASE  := qemu/kconfig/base.config
+# The kernel's own selftests (docs/kselftest.md): built from $(KTREE),
+# run on the patched normal kernel by `make test` and compared with the
+# recorded run on the unpatched kernel (`make kselftest-baseline`).
+KSELFTEST          := $(BUILD)/kselftest
+KSELFTEST_LIST     := qemu/kselftest/programs
+KSELFTEST_BASELINE := qemu/kselftest/baseline.txt
+KSELFTEST_CPIO     := $(BUILD)/initramfs-kselftest.cpio
+# The unpatched tree (a worktree of $(KTREE) at its tag `base`) and kernel
+KBASE_TREE ?= $(BUILD)/linux-base
+KBASE      := $(BUILD)/kernel-base
+# QEMU's wall-clock limit for the selftest boot; init's limit per program
+# (each program's own, shorter, limit is in $(KSELFTEST_LIST))
+KSELFTEST_TIMEOUT ?= 900
 FRAG_DEBUG := qemu/kconfig/debug.config
 GEN_CPIO   := $(TOOLS)/gen_init_cpio
 SERIES     := $(wildcard kernel-patches/*.patch) kernel-patches/series
@@ -72,6 +85,9 @@ help:
 	@echo "  make bindings     regenerate abi-crate/syslet-sys/src/bindings.rs"
 	@echo "  make checkpatch   scripts/checkpatch.pl --strict over the series"
 	@echo "  make series-check build at every patch, and with CONFIG_SYSLET=n (slow)"
+	@echo "  make kselftest-baseline"
+	@echo "                    run the kernel's own selftests on the unpatched kernel,"
+	@echo "                    write $(KSELFTEST_BASELINE) (slow: builds that kernel)"
 	@echo "  make deps         install the Debian packages needed (as root)"
 	@echo "  make clean        remove $(BUILD)"
 	@echo
@@ -148,6 +164,13 @@ initramfs: guest-programs $(GEN_CPIO)
 	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh $(BUILD)/initramfs-test.cpio initramfs/base.list initramfs/test.list
 	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh $(BUILD)/initramfs-demo.cpio initramfs/base.list initramfs/demo.list
 
+# The kernel's selftests of what the series touches (static, out of tree,
+# from $(KTREE)) and the initramfs that runs them in syslet.mode=test.
+.PHONY: kselftest-programs
+kselftest-programs: headers guest-programs $(GEN_CPIO)
+	$(Q)ci/build-kselftest.sh $(KTREE) $(HDR) $(KSELFTEST) $(KSELFTEST_LIST)
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh $(KSELFTEST_CPIO) initramfs/base.list $(KSELFTEST)/guest.list
+
 # ---------------------------------------------------------------- guest
 
 BZ_NORMAL := $(KNORMAL)/arch/x86/boot/bzImage
@@ -173,13 +196,17 @@ guest-run: kernel initramfs
 # ----------------------------------------------------------------- tests
 
 .PHONY: test
-test: kernel kernel-debug initramfs
+test: kernel kernel-debug initramfs kselftest-programs
 	$(Q)mkdir -p $(LOGS)
 	$(Q)rm -f $(LOGS)/*.result
 	$(Q)KTREE=$(KTREE) ci/host-checks.sh $(BUILD) > $(LOGS)/host.result || true
 	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(BUILD)/initramfs-test.cpio \
 		-l $(LOGS)/test-normal.log -t $(TIMEOUT) -a "syslet.mode=test" || true
 	$(Q)qemu/judge.sh $(LOGS)/test-normal.log normal > $(LOGS)/normal.result || true
+	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(KSELFTEST_CPIO) -l $(LOGS)/kselftest.log \
+		-t $(KSELFTEST_TIMEOUT) -a "syslet.mode=test syslet.timeout=300" || true
+	$(Q)qemu/kselftest/compare.sh compare $(LOGS)/kselftest.log $(KSELFTEST_LIST) \
+		$(KSELFTEST_BASELINE) > $(LOGS)/kselftest.result || true
 	$(Q)qemu/run-qemu.sh -k $(BZ_DEBUG) -i $(BUILD)/initramfs-test.cpio \
 		-l $(LOGS)/test-debug.log -t $(TIMEOUT) -a "syslet.mode=test syslet.inflight=$(DEBUG_INFLIGHT)" || true
 	$(Q)qemu/judge.sh $(LOGS)/test-debug.log debug > $(LOGS)/debug.result || true
@@ -188,7 +215,8 @@ test: kernel kernel-debug initramfs
 .PHONY: report
 report:
 	$(Q)for r in $(LOGS)/*.result; do echo "== $$r"; cat $$r; done
-	$(Q)qemu/summarize.sh $(LOGS)/host.result $(LOGS)/normal.result $(LOGS)/debug.result
+	$(Q)qemu/summarize.sh $(LOGS)/host.result $(LOGS)/normal.result $(LOGS)/debug.result \
+		$(LOGS)/kselftest.result
 
 # ------------------------------------------------------------ benchmarks
 
@@ -220,6 +248,23 @@ checkpatch: kernel-tree
 .PHONY: series-check
 series-check: kernel
 	$(Q)ci/series-check.sh $(KTREE) $(BUILD)/series-check $(KNORMAL)/.config
+
+# The recorded baseline of the kernel's selftests: the unpatched kernel
+# (tag `base` of $(KTREE), checked out as a worktree in $(KBASE_TREE))
+# built with the normal fragment minus CONFIG_SYSLET, booted with the same
+# programs. Commit $(KSELFTEST_BASELINE) after it changed.
+.PHONY: kselftest-baseline
+kselftest-baseline: kselftest-programs
+	$(Q)test -e $(KBASE_TREE)/.git || git -C $(KTREE) worktree add --detach $(KBASE_TREE) base
+	$(Q)test "$$(git -C $(KBASE_TREE) rev-parse HEAD)" = "$$(git -C $(KTREE) rev-parse 'base^{commit}')" \
+		|| { echo "$(KBASE_TREE) is not at $(KTREE)'s tag base" >&2; exit 1; }
+	$(Q)grep -v '^CONFIG_SYSLET=' $(FRAG_BASE) > $(BUILD)/kselftest-base.config
+	$(Q)ci/build-kernel.sh $(KBASE_TREE) $(KBASE) $(BUILD)/kselftest-base.config
+	$(Q)mkdir -p $(LOGS)
+	$(Q)qemu/run-qemu.sh -k $(KBASE)/arch/x86/boot/bzImage -i $(KSELFTEST_CPIO) \
+		-l $(LOGS)/kselftest-base.log -t $(KSELFTEST_TIMEOUT) -a "syslet.mode=test syslet.timeout=300" || true
+	$(Q)qemu/kselftest/compare.sh baseline $(LOGS)/kselftest-base.log $(KSELFTEST_LIST) \
+		$(KSELFTEST_BASELINE) "unpatched: tag base of the kernel tree, config $(FRAG_BASE) without CONFIG_SYSLET"
 
 .PHONY: bindings
 bindings: headers

@@ -24,6 +24,7 @@ pkgs=(
 	flex bison bc libelf-dev libssl-dev dwarves ccache   # kernel build
 	libclang-dev clang                                   # bindgen
 	qemu-system-x86                                      # the guest
+	libcap-dev          # libcap.a: the static seccomp and clone3 selftests
 )
 [ "$kernel_source" = 0 ] || pkgs+=(linux-source-6.12)
 [ "$bench" = 0 ] || pkgs+=(gnuplot-nox)
