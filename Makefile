@@ -41,7 +41,7 @@ SELFTEST   := $(BUILD)/selftests/syslet_test
 CACHEMISS  := $(BUILD)/selftests/cachemiss_test
 THREADLET  := $(BUILD)/selftests/threadlet_test
 # The hardening selftests: exploits of the handoff, each closed by a patch
-HARDENING_TESTS := hardening_test sigtarget_test stall_test leader_test
+HARDENING_TESTS := hardening_test sigtarget_test stall_test leader_test state_test
 FRAG_BASE  := qemu/kconfig/base.config
 # The kernel's own selftests (docs/kselftest.md): built from $(KTREE),
 # run on the patched normal kernel by `make test` and compared with the
@@ -157,6 +157,7 @@ INITRD_ENV = GEN_INIT_CPIO=$(GEN_CPIO) INIT=$(GUEST_BIN)/init \
 	SIGTARGET_TEST=$(BUILD)/selftests/sigtarget_test \
 	STALL_TEST=$(BUILD)/selftests/stall_test \
 	LEADER_TEST=$(BUILD)/selftests/leader_test \
+	STATE_TEST=$(BUILD)/selftests/state_test \
 	SYSLET_BENCH=$(GUEST_BIN)/syslet-bench DEMO=$(GUEST_BIN)/examples/demo
 
 .PHONY: initramfs
