@@ -88,6 +88,9 @@ help:
 	@echo "  make kselftest-baseline"
 	@echo "                    run the kernel's own selftests on the unpatched kernel,"
 	@echo "                    write $(KSELFTEST_BASELINE) (slow: builds that kernel)"
+	@echo "  make fuzz         syslet-fuzz in the guest (fuzz/README.md): DURATION=secs"
+	@echo "                    SEED=n KERNEL=debug|normal THREADS=n PROCS=n"
+	@echo "  make fuzz-smoke   the fuzzer's fixed seeds on the normal kernel (< 3 min)"
 	@echo "  make deps         install the Debian packages needed (as root)"
 	@echo "  make clean        remove $(BUILD)"
 	@echo
@@ -274,3 +277,6 @@ bindings: headers
 .PHONY: clean
 clean:
 	rm -rf $(BUILD)
+
+# The fuzzer (issue 13): make fuzz, fuzz-smoke, fuzz-replay.
+include fuzz/fuzz.mk

@@ -1,5 +1,5 @@
-# fuzz/fuzz.mk -- make targets for syslet-fuzz (issue 13).  Proposed for
-# inclusion from the root Makefile:  include fuzz/fuzz.mk
+# fuzz/fuzz.mk -- make targets for syslet-fuzz (issue 13), included by the
+# root Makefile.
 #
 #   make fuzz                     60 s on the debug kernel, a clock seed
 #   make fuzz DURATION=1800 SEED=1234 KERNEL=normal THREADS=3 PROCS=2
