@@ -501,13 +501,89 @@ fn feed_all() {
     }
 }
 
+/// Set when a fuzzing thread drains: from then on the waker also ends
+/// what atoms left waiting on sockets no one feeds, in every descriptor
+/// table of the process (threads and cachemiss threads that unshared
+/// CLONE_FILES have their own).
+pub static DRAINING: AtomicBool = AtomicBool::new(false);
+
+/// Shut down every socket an atom made, in every task's table: an atom
+/// that reads one (an unbound datagram socket, a connection whose peer
+/// never writes) would otherwise wait for good, and its syslet would
+/// count as lost.  The fixtures' sockets (by inode) are left alone.
+fn end_atom_sockets(keep: &[u64]) {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for t in tasks.flatten() {
+        let tid: i32 = t.file_name().to_string_lossy().parse().unwrap_or(0);
+        let Ok(fds) = std::fs::read_dir(t.path().join("fd")) else {
+            continue;
+        };
+        let mut pidfd = -1;
+        for e in fds.flatten() {
+            let Ok(l) = std::fs::read_link(e.path()) else {
+                continue;
+            };
+            let l = l.to_string_lossy().into_owned();
+            let Some(ino) = l
+                .strip_prefix("socket:[")
+                .and_then(|x| x.strip_suffix(']'))
+                .and_then(|x| x.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            if keep.contains(&ino) {
+                continue;
+            }
+            let fd: i64 = e.file_name().to_string_lossy().parse().unwrap_or(-1);
+            // SAFETY: descriptor calls; the copy is closed at once.
+            unsafe {
+                if pidfd < 0 {
+                    // PIDFD_THREAD (O_EXCL): this thread's table.
+                    pidfd = libc::syscall(libc::SYS_pidfd_open, tid, libc::O_EXCL) as i32;
+                    if pidfd < 0 {
+                        break;
+                    }
+                }
+                let s = libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) as i32;
+                if s >= 0 {
+                    libc::shutdown(s, libc::SHUT_RDWR);
+                    libc::close(s);
+                }
+            }
+        }
+        if pidfd >= 0 {
+            // SAFETY: our pidfd.
+            unsafe { libc::close(pidfd) };
+        }
+    }
+}
+
+fn inode(fd: i32) -> u64 {
+    // SAFETY: fstat into a local.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) == 0 {
+            st.st_ino
+        } else {
+            0
+        }
+    }
+}
+
 /// Run the waker until `stop`.
 pub fn waker_loop(fx: &'static Fixtures, stop: &AtomicBool) {
     let mut round = 0u64;
+    let mut keep: Vec<u64> = fx.fds.iter().map(|&f| inode(f)).collect();
+    keep.push(inode(fx.waker.dgram_tx));
     while !stop.load(Ordering::Relaxed) {
         fx.wake(round);
         if round % 25 == 0 {
             feed_all();
+            if DRAINING.load(Ordering::Relaxed) {
+                end_atom_sockets(&keep);
+            }
         }
         round += 1;
         if round % 2000 == 0 {

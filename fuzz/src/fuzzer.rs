@@ -175,6 +175,8 @@ struct Outstanding {
     /// The atoms' system call numbers at submission (a racer may zero
     /// the slab meanwhile).
     nrs: [u16; MAX_ATOMS + 1],
+    /// Atoms built (a trailing read has number 0).
+    n: usize,
 }
 
 /// Options of a fuzzing thread.
@@ -1044,6 +1046,7 @@ impl Fuzzer {
                 serial: self.serial,
                 at: sys::now_ns(),
                 nrs,
+                n,
             });
             return;
         }
@@ -1171,6 +1174,7 @@ impl Fuzzer {
                     serial: self.serial,
                     at: sys::now_ns(),
                     nrs: [0; MAX_ATOMS + 1],
+                    n: 0,
                 });
             }
         }
@@ -1269,6 +1273,7 @@ impl Fuzzer {
     /// At the end: reap until nothing strict is in flight or `deadline_ns`
     /// passes; returns the number lost, after printing them.
     pub fn drain(&mut self, deadline_ns: u64) -> usize {
+        crate::fixtures::DRAINING.store(true, Ordering::Relaxed);
         loop {
             self.reap_all();
             let n = self.outstanding();
@@ -1306,7 +1311,7 @@ impl Fuzzer {
                             }
                         ));
                     }
-                    let built: Vec<&str> = o.nrs[..n_atoms(&o.nrs)]
+                    let built: Vec<&str> = o.nrs[..o.n.max(n_atoms(&o.nrs))]
                         .iter()
                         .map(|&nr| {
                             table::TABLE
@@ -1531,7 +1536,9 @@ fn blocked_report() {
     };
     for e in dir.flatten() {
         let t = e.path();
-        let stat = std::fs::read_to_string(t.join("stat")).unwrap_or_default();
+        // comm may be any bytes (PR_SET_NAME atoms): not UTF-8.
+        let stat = String::from_utf8_lossy(&std::fs::read(t.join("stat")).unwrap_or_default())
+            .into_owned();
         let state = stat.rsplit_once(')').map_or("?", |(_, r)| {
             r.trim_start().split(' ').next().unwrap_or("?")
         });
@@ -1549,11 +1556,13 @@ fn blocked_report() {
             .iter()
             .find(|x| x.nr == nr)
             .map_or("?", |x| x.name);
-        let fd = std::fs::read_link(format!("/proc/self/fd/{a0}"))
+        // The task's own table: it may have unshared its files.
+        let fd = std::fs::read_link(t.join(format!("fd/{a0}")))
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         let wchan = std::fs::read_to_string(t.join("wchan")).unwrap_or_default();
-        let comm = std::fs::read_to_string(t.join("comm")).unwrap_or_default();
+        let comm = String::from_utf8_lossy(&std::fs::read(t.join("comm")).unwrap_or_default())
+            .into_owned();
         sys::say(&format!(
             "fuzz: BLOCKED task {} ({}) {state} in {name}: {} [{fd}] wchan {wchan}",
             e.file_name().to_string_lossy(),

@@ -432,7 +432,11 @@ pub static TABLE: &[Sys] = &[
     s!(
         socket,
         1,
-        [Of(&[1, 2, 10, 16]), Of(&[1, 2, 5, 0x801, 0x80001]), Zero]
+        [
+            Of(&[1, 2, 10, 16]),
+            Of(&[0x801, 0x802, 0x805, 0x80801]),
+            Zero
+        ]
     ),
     s!(
         socketpair,
@@ -443,7 +447,7 @@ pub static TABLE: &[Sys] = &[
     s!(connect, 2, [Fd, Sockaddr, SockLen]),
     s!(listen, 1, [Fd, Small]),
     s!(accept, 2, [Fd, Zero, Zero]),
-    s!(accept4, 2, [Fd, Buf, IntPtr, Of(&[0, 0x800, 0x80000])]),
+    s!(accept4, 2, [Fd, Buf, IntPtr, Of(&[0x800, 0x80800])]),
     s!(sendto, 4, [Fd, RBuf, Len, Bits(MSG), Zero, Zero]),
     s!(recvfrom, 5, [Fd, Buf, Len, Bits(MSG), Zero, Zero]),
     s!(sendmsg, 2, [Fd, Msghdr, Bits(MSG)]),
