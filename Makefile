@@ -31,6 +31,7 @@ Q := $(if $(V),,@)
 KTREE      ?= $(BUILD)/linux
 KNORMAL    := $(BUILD)/kernel-normal
 KDEBUG     := $(BUILD)/kernel-debug
+KKCSAN     := $(BUILD)/kernel-kcsan
 HDR        := $(BUILD)/headers/include
 CARGO_DIR  := $(BUILD)/cargo
 TARGET     := x86_64-unknown-linux-gnu
@@ -57,6 +58,7 @@ KBASE      := $(BUILD)/kernel-base
 # (each program's own, shorter, limit is in $(KSELFTEST_LIST))
 KSELFTEST_TIMEOUT ?= 900
 FRAG_DEBUG := qemu/kconfig/debug.config
+FRAG_KCSAN := qemu/kconfig/kcsan.config
 GEN_CPIO   := $(TOOLS)/gen_init_cpio
 SERIES     := $(wildcard kernel-patches/*.patch) kernel-patches/series
 
@@ -80,6 +82,7 @@ help:
 	@echo "                    draw the plots and medians.csv of a CSV again (beside it)"
 	@echo "  make kernel       the patched kernel (normal config)"
 	@echo "  make kernel-debug the patched kernel (lockdep, KASAN, ... config)"
+	@echo "  make kernel-kcsan the patched kernel with KCSAN (for make fuzz KERNEL=kcsan)"
 	@echo "  make headers      install the patched uapi headers to $(HDR)"
 	@echo "  make patches      regenerate kernel-patches/ from the work tree $(KTREE)"
 	@echo "  make bindings     regenerate abi-crate/syslet-sys/src/bindings.rs"
@@ -89,8 +92,10 @@ help:
 	@echo "                    run the kernel's own selftests on the unpatched kernel,"
 	@echo "                    write $(KSELFTEST_BASELINE) (slow: builds that kernel)"
 	@echo "  make fuzz         syslet-fuzz in the guest (fuzz/README.md): DURATION=secs"
-	@echo "                    SEED=n KERNEL=debug|normal THREADS=n PROCS=n"
+	@echo "                    SEED=n KERNEL=debug|normal|kcsan THREADS=n PROCS=n"
 	@echo "  make fuzz-smoke   the fuzzer's fixed seeds on the normal kernel (< 3 min)"
+	@echo "  make stress       Debian's stress-ng beside the fuzzer, then trinity, in the"
+	@echo "                    guest: DURATION=secs KERNEL=normal|debug|kcsan|base (unpatched)"
 	@echo "  make deps         install the Debian packages needed (as root)"
 	@echo "  make clean        remove $(BUILD)"
 	@echo
@@ -115,12 +120,17 @@ kernel-tree: deps
 	$(Q)ci/kernel-tree.sh $(KTREE) $(CURDIR)/kernel-patches $(KERNEL_SRC)
 
 # Kbuild is incremental by itself: always ask it.
-.PHONY: kernel kernel-debug
+.PHONY: kernel kernel-normal kernel-debug kernel-kcsan
 kernel: kernel-tree
 	$(Q)ci/build-kernel.sh $(KTREE) $(KNORMAL) $(CURDIR)/$(FRAG_BASE)
 
+kernel-normal: kernel
+
 kernel-debug: kernel-tree
 	$(Q)ci/build-kernel.sh $(KTREE) $(KDEBUG) $(CURDIR)/$(FRAG_BASE) $(CURDIR)/$(FRAG_DEBUG)
+
+kernel-kcsan: kernel-tree
+	$(Q)ci/build-kernel.sh $(KTREE) $(KKCSAN) $(CURDIR)/$(FRAG_BASE) $(CURDIR)/$(FRAG_KCSAN)
 
 .PHONY: headers
 headers: kernel-tree
@@ -179,6 +189,7 @@ kselftest-programs: headers guest-programs $(GEN_CPIO)
 
 BZ_NORMAL := $(KNORMAL)/arch/x86/boot/bzImage
 BZ_DEBUG  := $(KDEBUG)/arch/x86/boot/bzImage
+BZ_KCSAN  := $(KKCSAN)/arch/x86/boot/bzImage
 
 .PHONY: run
 run: kernel initramfs
@@ -200,7 +211,7 @@ guest-run: kernel initramfs
 # ----------------------------------------------------------------- tests
 
 .PHONY: test
-test: kernel kernel-debug initramfs kselftest-programs
+test: kernel kernel-debug initramfs kselftest-programs fuzz-bin
 	$(Q)mkdir -p $(LOGS)
 	$(Q)rm -f $(LOGS)/*.result
 	$(Q)KTREE=$(KTREE) ci/host-checks.sh $(BUILD) > $(LOGS)/host.result || true
@@ -214,13 +225,18 @@ test: kernel kernel-debug initramfs kselftest-programs
 	$(Q)qemu/run-qemu.sh -k $(BZ_DEBUG) -i $(BUILD)/initramfs-test.cpio \
 		-l $(LOGS)/test-debug.log -t $(TIMEOUT) -a "syslet.mode=test syslet.inflight=$(DEBUG_INFLIGHT)" || true
 	$(Q)qemu/judge.sh $(LOGS)/test-debug.log debug > $(LOGS)/debug.result || true
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FUZZ_BIN)" --run-cmd "$(FUZZ_SMOKE_CMD)" \
+		$(BUILD)/initramfs-fuzz-smoke.cpio initramfs/base.list
+	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(BUILD)/initramfs-fuzz-smoke.cpio \
+		-l $(LOGS)/fuzz-smoke.log -t 400 -a "syslet.mode=run syslet.timeout=0" || true
+	$(Q)qemu/judge.sh $(LOGS)/fuzz-smoke.log fuzz > $(LOGS)/fuzz.result || true
 	$(Q)$(MAKE) -s report
 
 .PHONY: report
 report:
 	$(Q)for r in $(LOGS)/*.result; do echo "== $$r"; cat $$r; done
 	$(Q)qemu/summarize.sh $(LOGS)/host.result $(LOGS)/normal.result $(LOGS)/debug.result \
-		$(LOGS)/kselftest.result
+		$(LOGS)/kselftest.result $(LOGS)/fuzz.result
 
 # ------------------------------------------------------------ benchmarks
 
@@ -257,13 +273,15 @@ series-check: kernel
 # (tag `base` of $(KTREE), checked out as a worktree in $(KBASE_TREE))
 # built with the normal fragment minus CONFIG_SYSLET, booted with the same
 # programs. Commit $(KSELFTEST_BASELINE) after it changed.
-.PHONY: kselftest-baseline
-kselftest-baseline: kselftest-programs
+.PHONY: kernel-base kselftest-baseline
+kernel-base: kernel-tree
 	$(Q)test -e $(KBASE_TREE)/.git || git -C $(KTREE) worktree add --detach $(KBASE_TREE) base
 	$(Q)test "$$(git -C $(KBASE_TREE) rev-parse HEAD)" = "$$(git -C $(KTREE) rev-parse 'base^{commit}')" \
 		|| { echo "$(KBASE_TREE) is not at $(KTREE)'s tag base" >&2; exit 1; }
 	$(Q)grep -v '^CONFIG_SYSLET=' $(FRAG_BASE) > $(BUILD)/kselftest-base.config
 	$(Q)ci/build-kernel.sh $(KBASE_TREE) $(KBASE) $(BUILD)/kselftest-base.config
+
+kselftest-baseline: kselftest-programs kernel-base
 	$(Q)mkdir -p $(LOGS)
 	$(Q)qemu/run-qemu.sh -k $(KBASE)/arch/x86/boot/bzImage -i $(KSELFTEST_CPIO) \
 		-l $(LOGS)/kselftest-base.log -t $(KSELFTEST_TIMEOUT) -a "syslet.mode=test syslet.timeout=300" || true

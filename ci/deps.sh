@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Install the Debian packages the build, the tests and the benchmarks need.
 # Idempotent: only missing packages are installed.
-# Usage: ci/deps.sh [--no-kernel-source] [--bench]
+# Usage: ci/deps.sh [--no-kernel-source] [--bench] [--stress]
 #   --no-kernel-source  not Debian's linux-source-6.12 (KERNEL_SRC= is used)
 #   --bench             also gnuplot-nox, for the plots of `make bench`
+#   --stress            also stress-ng, trinity and busybox-static (`make stress`)
 set -euo pipefail
 
-kernel_source=1 bench=0
+kernel_source=1 bench=0 stress=0
 for arg in "$@"; do
 	case $arg in
 	--no-kernel-source) kernel_source=0 ;;
 	--bench) bench=1 ;;
+	--stress) stress=1 ;;
 	*)
-		echo "usage: ci/deps.sh [--no-kernel-source] [--bench]" >&2
+		echo "usage: ci/deps.sh [--no-kernel-source] [--bench] [--stress]" >&2
 		exit 2
 		;;
 	esac
@@ -28,6 +30,7 @@ pkgs=(
 )
 [ "$kernel_source" = 0 ] || pkgs+=(linux-source-6.12)
 [ "$bench" = 0 ] || pkgs+=(gnuplot-nox)
+[ "$stress" = 0 ] || pkgs+=(stress-ng trinity busybox-static)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,6 +3,7 @@
 #
 #   make fuzz                     60 s on the debug kernel, a clock seed
 #   make fuzz DURATION=1800 SEED=1234 KERNEL=normal THREADS=3 PROCS=2
+#   make fuzz KERNEL=kcsan        the KCSAN kernel, 4 vCPUs (FUZZ_SMP=n)
 #   make fuzz-smoke               fixed seeds on the normal kernel (<= 3 min)
 #   make fuzz-replay SEED=...     = make fuzz with that seed
 #
@@ -25,6 +26,10 @@ FUZZ_SKIP       ?=
 FUZZ_QEMU_TIMEOUT = $$(( $(DURATION) + 2 * $(FUZZ_HANG) + 300 ))
 FUZZ_BZIMAGE_normal = $(BZ_NORMAL)
 FUZZ_BZIMAGE_debug  = $(BZ_DEBUG)
+FUZZ_BZIMAGE_kcsan  = $(BZ_KCSAN)
+FUZZ_BZIMAGE_base   = $(KBASE)/arch/x86/boot/bzImage
+# vCPUs: the KCSAN kernel needs more CPUs than threads to catch races
+FUZZ_SMP ?= $(if $(filter kcsan,$(KERNEL)),4,2)
 
 .PHONY: fuzz fuzz-smoke fuzz-replay fuzz-bin
 
@@ -38,19 +43,44 @@ define fuzz_run
 	$(Q)mkdir -p $(LOGS)
 	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FUZZ_BIN)" --run-cmd "$(2)" \
 		$(BUILD)/initramfs-fuzz.cpio initramfs/base.list
-	$(Q)qemu/run-qemu.sh -k $(1) -i $(BUILD)/initramfs-fuzz.cpio -l $(LOGS)/$(4).log -t $(3) \
+	$(Q)qemu/run-qemu.sh -k $(1) -i $(BUILD)/initramfs-fuzz.cpio -l $(LOGS)/$(4).log -t $(3) -s $(5) \
 		-a "syslet.mode=run syslet.timeout=0 $(if $(FUZZ_SKIP),FUZZ_SKIP=$(FUZZ_SKIP))" >/dev/null; \
 	qemu/guest-status.sh $(LOGS)/$(4).log; rc=$$?; \
 	grep -a "^fuzz: \(seed=\|PASS\|FAIL\|CRASH\|HANG\|LOST\|WRONG\|UNEXPECTED\|FAULT\|kernel\)" $(LOGS)/$(4).log; \
 	echo "log: $(LOGS)/$(4).log"; exit $$rc
 endef
 
-fuzz: fuzz-bin $(if $(filter debug,$(KERNEL)),kernel-debug,kernel) initramfs
-	$(call fuzz_run,$(FUZZ_BZIMAGE_$(KERNEL)),./syslet-fuzz --seed $(SEED) --duration $(DURATION) --threads $(THREADS) --procs $(PROCS) --hang $(FUZZ_HANG),$(FUZZ_QEMU_TIMEOUT),fuzz-$(KERNEL))
+fuzz: fuzz-bin kernel-$(KERNEL) initramfs
+	$(call fuzz_run,$(FUZZ_BZIMAGE_$(KERNEL)),./syslet-fuzz --seed $(SEED) --duration $(DURATION) --threads $(THREADS) --procs $(PROCS) --hang $(FUZZ_HANG),$(FUZZ_QEMU_TIMEOUT),fuzz-$(KERNEL),$(FUZZ_SMP))
 
 fuzz-replay: fuzz
 
-# Bounded: 3 seeds x 40 s + boot on the normal kernel (KTAP output, so the
-# same command also fits initramfs/etc/syslet/tests).
+# Bounded: 3 seeds x 40 s + boot on the normal kernel, in KTAP; `make test`
+# runs the same command and judges it like the other guest runs.
+FUZZ_SMOKE_CMD = ./syslet-fuzz --tap --seed $(FUZZ_SMOKE_SEEDS) --duration $(FUZZ_SMOKE_SECS) \
+	--threads 2 --procs 2 --hang 60
 fuzz-smoke: fuzz-bin kernel initramfs
-	$(call fuzz_run,$(FUZZ_BZIMAGE_normal),./syslet-fuzz --tap --seed $(FUZZ_SMOKE_SEEDS) --duration $(FUZZ_SMOKE_SECS) --threads 2 --procs 2 --hang 60,400,fuzz-smoke)
+	$(call fuzz_run,$(FUZZ_BZIMAGE_normal),$(FUZZ_SMOKE_CMD),400,fuzz-smoke,2)
+
+# Debian's stress-ng (fork, clone, signal, futex, pthread, seccomp, rseq
+# stressors) beside syslet-fuzz, then trinity as nobody, in one boot
+# (qemu/stress/stress.sh).  KERNEL=base boots the unpatched kernel with the
+# same configuration and runs stress-ng and trinity alone, so that a
+# failure can be told from one the series did not cause.
+STRESS_SEED ?= 1
+.PHONY: stress
+stress: DEPS_FLAGS := --stress
+stress: deps fuzz-bin kernel-$(KERNEL) initramfs
+	$(Q)mkdir -p $(LOGS)
+	$(Q)qemu/stress/mklist.sh $(BUILD)/stress.list
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FUZZ_BIN) $(CURDIR)/qemu/stress/stress.sh" \
+		--run-cmd "/bin/sh ./stress.sh $(DURATION) $(STRESS_SEED) $(if $(filter base,$(KERNEL)),nofuzz,fuzz)" \
+		$(BUILD)/initramfs-stress.cpio initramfs/base.list $(BUILD)/stress.list
+	$(Q)qemu/run-qemu.sh -k $(FUZZ_BZIMAGE_$(KERNEL)) -i $(BUILD)/initramfs-stress.cpio \
+		-l $(LOGS)/stress-$(KERNEL).log -t $$(( 3 * $(DURATION) + 400 )) -s $(FUZZ_SMP) \
+		-a "syslet.mode=run syslet.timeout=0" >/dev/null; \
+	qemu/guest-status.sh $(LOGS)/stress-$(KERNEL).log > $(LOGS)/stress-$(KERNEL).status; rc=$$?; \
+	grep -a "^stress: \|^fuzz: \(PASS\|FAIL\)\|^stress-ng: \(fail\|error\)\|kernel splat\|^guest-run:" \
+		$(LOGS)/stress-$(KERNEL).status; \
+	! grep -q "kernel splat" $(LOGS)/stress-$(KERNEL).status || rc=1; \
+	echo "log: $(LOGS)/stress-$(KERNEL).log"; exit $$rc
