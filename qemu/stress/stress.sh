@@ -37,8 +37,8 @@ fi
 # trinity: random system calls with random arguments from 2 children, as
 # nobody (-X), for at most SECONDS (it stops after -N calls otherwise);
 # not mount(), whose deprecated flags log "WARNING:" lines that are no
-# splats, and without socket descriptors: trinity 1.9 crashes (SIGSEGV in
-# trinity-main) building its socket cache on this small guest kernel.
+# splats, and without socket descriptors: trinity 1.9 crashed once
+# (SIGSEGV in trinity-main) building its socket cache (fuzz/README.md).
 mkdir -p /tmp/trinity && chmod 1777 /tmp/trinity && cd /tmp/trinity || exit 2
 timeout -s KILL "$dur" /usr/bin/trinity --dangerous -X -q -C 2 -N 200000 \
 	-x mount --disable-fds=sockets > /tmp/trinity.out 2>&1
