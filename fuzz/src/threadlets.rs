@@ -165,12 +165,27 @@ impl Threadlets {
 
     /// Count threadlets that went async and have finished since.
     pub fn poll(&mut self, slot: &Slot) {
-        for (k, &(top, ctx, live)) in self.stacks.iter().enumerate() {
-            if self.pending[k] && live && Self::word(top).load(Ordering::Acquire) == 0 {
+        for (k, st) in self.stacks.iter_mut().enumerate() {
+            let (top, ctx, live) = *st;
+            if !self.pending[k] || !live {
+                continue;
+            }
+            if Self::word(top).load(Ordering::Acquire) == 0 {
                 self.pending[k] = false;
                 slot.add(C::ThreadletsDone, 1);
                 // SAFETY: the stack is free: nobody uses the context.
                 let _ = unsafe { (*ctx).result };
+            // SAFETY: `done` is an atomic in the context, which lives as
+            // long as the stack mapping (for good).
+            } else if unsafe { (*ctx).done.load(Ordering::Acquire) } == 2 {
+                // An asynchronous Exit threadlet: it completed
+                // (threadlet_complete() said 1) and its thread leaves with
+                // exit().  That thread has the spare's clear_child_tid, not
+                // the stack word, so the word stays 1 for good: count it
+                // done here and retire the stack.
+                self.pending[k] = false;
+                st.2 = false;
+                slot.add(C::ThreadletsDone, 1);
             }
         }
     }
