@@ -211,7 +211,7 @@ guest-run: kernel initramfs
 # ----------------------------------------------------------------- tests
 
 .PHONY: test
-test: kernel kernel-debug initramfs kselftest-programs
+test: kernel kernel-debug initramfs kselftest-programs fuzz-bin
 	$(Q)mkdir -p $(LOGS)
 	$(Q)rm -f $(LOGS)/*.result
 	$(Q)KTREE=$(KTREE) ci/host-checks.sh $(BUILD) > $(LOGS)/host.result || true
@@ -225,13 +225,18 @@ test: kernel kernel-debug initramfs kselftest-programs
 	$(Q)qemu/run-qemu.sh -k $(BZ_DEBUG) -i $(BUILD)/initramfs-test.cpio \
 		-l $(LOGS)/test-debug.log -t $(TIMEOUT) -a "syslet.mode=test syslet.inflight=$(DEBUG_INFLIGHT)" || true
 	$(Q)qemu/judge.sh $(LOGS)/test-debug.log debug > $(LOGS)/debug.result || true
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FUZZ_BIN)" --run-cmd "$(FUZZ_SMOKE_CMD)" \
+		$(BUILD)/initramfs-fuzz-smoke.cpio initramfs/base.list
+	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(BUILD)/initramfs-fuzz-smoke.cpio \
+		-l $(LOGS)/fuzz-smoke.log -t 400 -a "syslet.mode=run syslet.timeout=0" || true
+	$(Q)qemu/judge.sh $(LOGS)/fuzz-smoke.log fuzz > $(LOGS)/fuzz.result || true
 	$(Q)$(MAKE) -s report
 
 .PHONY: report
 report:
 	$(Q)for r in $(LOGS)/*.result; do echo "== $$r"; cat $$r; done
 	$(Q)qemu/summarize.sh $(LOGS)/host.result $(LOGS)/normal.result $(LOGS)/debug.result \
-		$(LOGS)/kselftest.result
+		$(LOGS)/kselftest.result $(LOGS)/fuzz.result
 
 # ------------------------------------------------------------ benchmarks
 
