@@ -225,10 +225,7 @@ test: kernel kernel-debug initramfs kselftest-programs fuzz-bin
 	$(Q)qemu/run-qemu.sh -k $(BZ_DEBUG) -i $(BUILD)/initramfs-test.cpio \
 		-l $(LOGS)/test-debug.log -t $(TIMEOUT) -a "syslet.mode=test syslet.inflight=$(DEBUG_INFLIGHT)" || true
 	$(Q)qemu/judge.sh $(LOGS)/test-debug.log debug > $(LOGS)/debug.result || true
-	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FUZZ_BIN)" --run-cmd "$(FUZZ_SMOKE_CMD)" \
-		$(BUILD)/initramfs-fuzz-smoke.cpio initramfs/base.list
-	$(Q)qemu/run-qemu.sh -k $(BZ_NORMAL) -i $(BUILD)/initramfs-fuzz-smoke.cpio \
-		-l $(LOGS)/fuzz-smoke.log -t 400 -a "syslet.mode=run syslet.timeout=0" || true
+	$(call fuzz_boot,$(BZ_NORMAL),$(FUZZ_BIN),$(FUZZ_SMOKE_CMD),fuzz-smoke,400,2)
 	$(Q)qemu/judge.sh $(LOGS)/fuzz-smoke.log fuzz > $(LOGS)/fuzz.result || true
 	$(Q)$(MAKE) -s report
 

@@ -37,15 +37,22 @@ fuzz-bin:
 	$(Q)RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$(FUZZ_TARGET_DIR) \
 	  cargo build --release --target x86_64-unknown-linux-gnu -p syslet-fuzz
 
-# fuzz_run BZIMAGE, CMD, QEMU TIMEOUT, LOG NAME: what guest-run does, with
-# a kernel of choice; fails on a non-zero exit or a kernel splat.
-define fuzz_run
+# fuzz_boot BZIMAGE, FILES, CMD, NAME, QEMU TIMEOUT, VCPUS[, MORE LISTS]:
+# boot a kernel of choice with FILES in /work running CMD, as guest-run
+# does; the console goes to $(LOGS)/NAME.log, for the caller to judge.
+define fuzz_boot
 	$(Q)mkdir -p $(LOGS)
-	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FUZZ_BIN)" --run-cmd "$(2)" \
-		$(BUILD)/initramfs-fuzz.cpio initramfs/base.list
-	$(Q)qemu/run-qemu.sh -k $(1) -i $(BUILD)/initramfs-fuzz.cpio -l $(LOGS)/$(4).log -t $(3) -s $(5) \
-		-a "syslet.mode=run syslet.timeout=0 $(if $(FUZZ_SKIP),FUZZ_SKIP=$(FUZZ_SKIP))" >/dev/null; \
-	qemu/guest-status.sh $(LOGS)/$(4).log; rc=$$?; \
+	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(2)" --run-cmd "$(3)" \
+		$(BUILD)/initramfs-$(4).cpio initramfs/base.list $(7)
+	$(Q)qemu/run-qemu.sh -k $(1) -i $(BUILD)/initramfs-$(4).cpio -l $(LOGS)/$(4).log -t $(5) -s $(6) \
+		-a "syslet.mode=run syslet.timeout=0 $(if $(FUZZ_SKIP),FUZZ_SKIP=$(FUZZ_SKIP))" >/dev/null || true
+endef
+
+# fuzz_run BZIMAGE, CMD, QEMU TIMEOUT, LOG NAME, VCPUS: the fuzzer in the
+# guest; exits with its exit status, and prints its verdict lines.
+define fuzz_run
+	$(call fuzz_boot,$(1),$(FUZZ_BIN),$(2),$(4),$(3),$(5))
+	$(Q)qemu/guest-status.sh $(LOGS)/$(4).log; rc=$$?; \
 	grep -a "^fuzz: \(seed=\|PASS\|FAIL\|CRASH\|HANG\|LOST\|WRONG\|UNEXPECTED\|FAULT\|kernel\)" $(LOGS)/$(4).log; \
 	echo "log: $(LOGS)/$(4).log"; exit $$rc
 endef
@@ -68,18 +75,15 @@ fuzz-smoke: fuzz-bin kernel initramfs
 # same configuration and runs stress-ng and trinity alone, so that a
 # failure can be told from one the series did not cause.
 STRESS_SEED ?= 1
+STRESS_FILES = $(FUZZ_BIN) $(CURDIR)/qemu/stress/stress.sh
+STRESS_CMD = /bin/sh ./stress.sh $(DURATION) $(STRESS_SEED) $(if $(filter base,$(KERNEL)),nofuzz,fuzz)
+STRESS_TIMEOUT = $$(( 3 * $(DURATION) + 400 ))
 .PHONY: stress
 stress: DEPS_FLAGS := --stress
 stress: deps fuzz-bin kernel-$(KERNEL) initramfs
-	$(Q)mkdir -p $(LOGS)
 	$(Q)qemu/stress/mklist.sh $(BUILD)/stress.list
-	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(FUZZ_BIN) $(CURDIR)/qemu/stress/stress.sh" \
-		--run-cmd "/bin/sh ./stress.sh $(DURATION) $(STRESS_SEED) $(if $(filter base,$(KERNEL)),nofuzz,fuzz)" \
-		$(BUILD)/initramfs-stress.cpio initramfs/base.list $(BUILD)/stress.list
-	$(Q)qemu/run-qemu.sh -k $(FUZZ_BZIMAGE_$(KERNEL)) -i $(BUILD)/initramfs-stress.cpio \
-		-l $(LOGS)/stress-$(KERNEL).log -t $$(( 3 * $(DURATION) + 400 )) -s $(FUZZ_SMP) \
-		-a "syslet.mode=run syslet.timeout=0" >/dev/null; \
-	qemu/guest-status.sh $(LOGS)/stress-$(KERNEL).log > $(LOGS)/stress-$(KERNEL).status; rc=$$?; \
+	$(call fuzz_boot,$(FUZZ_BZIMAGE_$(KERNEL)),$(STRESS_FILES),$(STRESS_CMD),stress-$(KERNEL),$(STRESS_TIMEOUT),$(FUZZ_SMP),$(BUILD)/stress.list)
+	$(Q)qemu/guest-status.sh $(LOGS)/stress-$(KERNEL).log > $(LOGS)/stress-$(KERNEL).status; rc=$$?; \
 	grep -a "^stress: \|^fuzz: \(PASS\|FAIL\)\|^stress-ng: \(fail\|error\)\|kernel splat\|^guest-run:" \
 		$(LOGS)/stress-$(KERNEL).status; \
 	! grep -q "kernel splat" $(LOGS)/stress-$(KERNEL).status || rc=1; \
