@@ -99,6 +99,22 @@ BEGIN { reset(); name = "(before first program)"; topplan = -1; inprog = 0 }
 	gsub(/\r/, "")
 	line = $0
 }
+# The report of the OOM killer dumps the stack of the task that ran out
+# of memory, and the process it kills may then fail allocations, each
+# with a "page allocation failure" and a stack dump: the kernel doing its
+# job (the memory hogs of syslet-fuzz and stall_test ask for it), not a
+# splat.  Exempt are that one dump, and those of the PID of the victim
+# (the thread that ate the memory); those of any other task count.
+line ~ /invoked oom-killer: / { oom_report = 1 }
+match(line, /oom-kill:.*,pid=[0-9]+,/) {
+	v = substr(line, RSTART, RLENGTH); sub(/.*,pid=/, "", v); sub(/,$/, "", v); victim[v] = 1
+}
+line ~ /page allocation failure: / { alloc_fail = 1 }
+alloc_fail && match(line, / PID: [0-9]+ /) {
+	v = substr(line, RSTART + 6, RLENGTH - 7); alloc_fail = 0
+	if (v in victim) oom_report = 1
+}
+oom_report && line ~ /Call Trace:/ { oom_report = 0; next }
 # Kernel splats: outside program output, or inside it where a kernel
 # message (printk timestamp) landed in the middle of a program line.
 line ~ splat_re && (line !~ /^    / || line ~ /\[ *[0-9]+\.[0-9]+\] /) { splats++; say("splat: " line) }

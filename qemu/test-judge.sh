@@ -133,6 +133,47 @@ for s in 'BUG: KASAN: slab-use-after-free in syslet_exec+0x10/0x20' \
 	} | log splat-one)"
 done
 
+# An OOM kill prints the stack of the task that ran out of memory: that
+# "Call Trace:" is no splat, nor an allocation failure of the victim's PID
+# after it; one of another task (thread 91), a second dump or a BUG is.
+oom() {
+	echo '[    7.000000] syslet-fuzz invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=1000'
+	echo '[    7.000001] CPU: 0 UID: 0 PID: 95 Comm: syslet-fuzz Not tainted 6.12.118+ #1'
+	echo '[    7.000002] Call Trace:'
+	echo '[    7.000003]  <TASK>'
+	echo '[    7.000004]  dump_stack_lvl+0x4b/0x70'
+	echo '[    7.000005]  </TASK>'
+	echo '[    7.000006] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),task=syslet-fuzz,pid=90,uid=0'
+	echo '[    7.000007] Out of memory: Killed process 90 (syslet-fuzz) total-vm:900000kB'
+}
+# alloc_fail PID: an allocation failure of task PID, with its stack dump.
+alloc_fail() {
+	echo '[    7.100000] syslet-fuzz: page allocation failure: order:0, mode:0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), nodemask=(null)'
+	echo "[    7.100001] CPU: 1 UID: 0 PID: $1 Comm: syslet-fuzz Not tainted 6.12.118+ #1"
+	echo '[    7.100002] Call Trace:'
+	echo '[    7.100003]  <TASK>'
+	echo '[    7.100004]  warn_alloc+0xef/0x168'
+	echo '[    7.100005]  </TASK>'
+}
+for extra in '' 'Call Trace:' 'BUG: KASAN: slab-use-after-free in out_of_memory+0x1/0x2' \
+	'victim 90' 'thread 91'; do
+	want="2 passed, 0 failed" rc=0
+	[[ -z $extra || $extra == victim* ]] || want="2 passed, 1 failed" rc=1
+	check "OOM report${extra:+ then ${extra:0:20}}" "$rc" "$want" "${J[@]}" "$({
+		boot
+		printf 'KTAP version 1\n1..1\n'
+		prog_pass 1 1 alpha
+		oom
+		case $extra in
+		'') ;;
+		victim*) alloc_fail 90 ;;
+		thread*) alloc_fail 91 ;;
+		*) echo "[    8.000000] $extra" ;;
+		esac
+		result pass
+	} | log oom)"
+done
+
 f=$({
 	boot
 	printf 'KTAP version 1\n1..1\n'
