@@ -22,6 +22,8 @@ FUZZ_HANG       ?= 120
 FUZZ_SMOKE_SEEDS ?= 1,2,3
 FUZZ_SMOKE_SECS  ?= 40
 FUZZ_SKIP       ?=
+# More guest environment for the fuzzer, e.g. FUZZ_ENV="FUZZ_CHILD=hog".
+FUZZ_ENV        ?=
 # The QEMU limit: the run plus drain, hang grace and boot.
 FUZZ_QEMU_TIMEOUT = $$(( $(DURATION) + 2 * $(FUZZ_HANG) + 300 ))
 FUZZ_BZIMAGE_normal = $(BZ_NORMAL)
@@ -45,20 +47,32 @@ define fuzz_boot
 	$(Q)$(INITRD_ENV) initramfs/mkcpio.sh --run-files "$(2)" --run-cmd "$(3)" \
 		$(BUILD)/initramfs-$(4).cpio initramfs/base.list $(7)
 	$(Q)qemu/run-qemu.sh -k $(1) -i $(BUILD)/initramfs-$(4).cpio -l $(LOGS)/$(4).log -t $(5) -s $(6) \
-		-a "syslet.mode=run syslet.timeout=0 $(if $(FUZZ_SKIP),FUZZ_SKIP=$(FUZZ_SKIP))" >/dev/null || true
+		-a "syslet.mode=run syslet.timeout=0 $(if $(FUZZ_SKIP),FUZZ_SKIP=$(FUZZ_SKIP)) $(FUZZ_ENV)" >/dev/null || true
 endef
 
-# fuzz_run BZIMAGE, CMD, QEMU TIMEOUT, LOG NAME, VCPUS: the fuzzer in the
-# guest; exits with its exit status, and prints its verdict lines.
+# fuzz_verdict LOG NAME: exits with the fuzzer's exit status in the guest,
+# and prints its verdict lines.
+define fuzz_verdict
+	$(Q)qemu/guest-status.sh $(LOGS)/$(1).log; rc=$$?; \
+	grep -a "^fuzz: \(seed=\|PASS\|FAIL\|CRASH\|HANG\|LOST\|WRONG\|UNEXPECTED\|FAULT\|kernel\)" $(LOGS)/$(1).log; \
+	echo "log: $(LOGS)/$(1).log"; exit $$rc
+endef
+
+# fuzz_run BZIMAGE, CMD, QEMU TIMEOUT, LOG NAME, VCPUS: the fuzzer alone in
+# the guest, judged by fuzz_verdict.
 define fuzz_run
 	$(call fuzz_boot,$(1),$(FUZZ_BIN),$(2),$(4),$(3),$(5))
-	$(Q)qemu/guest-status.sh $(LOGS)/$(4).log; rc=$$?; \
-	grep -a "^fuzz: \(seed=\|PASS\|FAIL\|CRASH\|HANG\|LOST\|WRONG\|UNEXPECTED\|FAULT\|kernel\)" $(LOGS)/$(4).log; \
-	echo "log: $(LOGS)/$(4).log"; exit $$rc
+	$(call fuzz_verdict,$(4))
 endef
 
+# On the KCSAN kernel: races the unpatched kernel reports too are not
+# reported (fuzz/kcsan-known.txt).
+FUZZ_KCSAN = $(if $(filter kcsan,$(KERNEL)),--kcsan-known kcsan-known.txt)
+FUZZ_FILES = $(FUZZ_BIN) $(if $(filter kcsan,$(KERNEL)),$(CURDIR)/fuzz/kcsan-known.txt)
+
 fuzz: fuzz-bin kernel-$(KERNEL) initramfs
-	$(call fuzz_run,$(FUZZ_BZIMAGE_$(KERNEL)),./syslet-fuzz --seed $(SEED) --duration $(DURATION) --threads $(THREADS) --procs $(PROCS) --hang $(FUZZ_HANG),$(FUZZ_QEMU_TIMEOUT),fuzz-$(KERNEL),$(FUZZ_SMP))
+	$(call fuzz_boot,$(FUZZ_BZIMAGE_$(KERNEL)),$(FUZZ_FILES),./syslet-fuzz --seed $(SEED) --duration $(DURATION) --threads $(THREADS) --procs $(PROCS) --hang $(FUZZ_HANG) $(FUZZ_KCSAN),fuzz-$(KERNEL),$(FUZZ_QEMU_TIMEOUT),$(FUZZ_SMP))
+	$(call fuzz_verdict,fuzz-$(KERNEL))
 
 fuzz-replay: fuzz
 
@@ -75,13 +89,14 @@ fuzz-smoke: fuzz-bin kernel initramfs
 # same configuration and runs stress-ng and trinity alone, so that a
 # failure can be told from one the series did not cause.
 STRESS_SEED ?= 1
-STRESS_FILES = $(FUZZ_BIN) $(CURDIR)/qemu/stress/stress.sh
+STRESS_FILES = $(FUZZ_BIN) $(CURDIR)/qemu/stress/stress.sh $(BUILD)/tlb-race
 STRESS_CMD = /bin/sh ./stress.sh $(DURATION) $(STRESS_SEED) $(if $(filter base,$(KERNEL)),nofuzz,fuzz)
 STRESS_TIMEOUT = $$(( 3 * $(DURATION) + 400 ))
 .PHONY: stress
 stress: DEPS_FLAGS := --stress
 stress: deps fuzz-bin kernel-$(KERNEL) initramfs
 	$(Q)qemu/stress/mklist.sh $(BUILD)/stress.list
+	$(Q)gcc -static -O2 -Wall -Werror -o $(BUILD)/tlb-race qemu/stress/tlb-race.c -lpthread
 	$(call fuzz_boot,$(FUZZ_BZIMAGE_$(KERNEL)),$(STRESS_FILES),$(STRESS_CMD),stress-$(KERNEL),$(STRESS_TIMEOUT),$(FUZZ_SMP),$(BUILD)/stress.list)
 	$(Q)qemu/guest-status.sh $(LOGS)/stress-$(KERNEL).log > $(LOGS)/stress-$(KERNEL).status; rc=$$?; \
 	grep -a "^stress: \|^fuzz: \(PASS\|FAIL\)\|^stress-ng: \(fail\|error\)\|kernel splat\|^guest-run:" \

@@ -10,6 +10,7 @@
 
 mod fixtures;
 mod fuzzer;
+mod races;
 mod rng;
 mod shared;
 mod sys;
@@ -31,12 +32,13 @@ struct Cli {
     hang: u64,
     races: bool,
     tap: bool,
+    kcsan_known: Option<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: syslet-fuzz [--seed S[,S...]] [--duration SECS] [--threads N] [--procs N] [--ops N]\n\
-         \x20                  [--hang SECS] [--no-races] [--tap] [--list]\n\
+         \x20                  [--hang SECS] [--no-races] [--tap] [--list] [--kcsan-known FILE]\n\
          A seed of 0 or none: one from the clock (printed).  --tap: KTAP output, one result per seed."
     );
     std::process::exit(2)
@@ -52,6 +54,7 @@ fn parse() -> Cli {
         hang: 90,
         races: true,
         tap: false,
+        kcsan_known: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -71,6 +74,7 @@ fn parse() -> Cli {
             "--hang" => c.hang = num(val()).max(5),
             "--no-races" => c.races = false,
             "--tap" => c.tap = true,
+            "--kcsan-known" => c.kcsan_known = Some(val()),
             "--list" => {
                 list();
                 std::process::exit(0)
@@ -83,6 +87,29 @@ fn parse() -> Cli {
         c.seeds = vec![sys::now_ns() ^ u64::from(std::process::id()) << 32];
     }
     c
+}
+
+/// `--kcsan-known FILE`: tell KCSAN (through debugfs) not to report data
+/// races in the functions FILE names, one per line (`#` comments): races
+/// the unpatched kernel reports too (fuzz/kcsan-known.txt says where).
+fn kcsan_known(path: &str) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        println!("fuzz: FAIL cannot read {path}: {e}");
+        std::process::exit(1)
+    });
+    for func in text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|f| !f.is_empty())
+    {
+        match std::fs::write("/sys/kernel/debug/kcsan", format!("!{func}")) {
+            Ok(()) => println!("fuzz: kcsan: races in {func} not reported (known, {path})"),
+            Err(e) => {
+                println!("fuzz: FAIL kcsan filter {func}: {e} (no KCSAN or no debugfs?)");
+                std::process::exit(1)
+            }
+        }
+    }
 }
 
 fn list() {
@@ -185,6 +212,9 @@ fn splats() -> u64 {
     }
     let mut n = 0;
     let mut buf = vec![0u8; 8192];
+    // Inside the stack dump of an allocation failure: one with a syslet
+    // function in it is a splat (a dying process made a spare).
+    let mut alloc_dump = false;
     loop {
         // SAFETY: `buf` is valid for its length.
         let r = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -199,6 +229,15 @@ fn splats() -> u64 {
         }
         let line = String::from_utf8_lossy(&buf[..r as usize]);
         let msg = line.split_once(';').map_or(&*line, |(_, m)| m);
+        if msg.contains("page allocation failure") {
+            alloc_dump = true;
+        } else if alloc_dump && msg.contains("</TASK>") {
+            alloc_dump = false;
+        } else if alloc_dump && msg.contains("syslet_") {
+            alloc_dump = false;
+            n += 1;
+            println!("fuzz: kernel: allocation failure in {}", msg.trim());
+        }
         if [
             "BUG:",
             "WARNING:",
@@ -466,7 +505,13 @@ fn main() {
         .filter(|s| !s.refused && s.nr < 500)
         .count();
     let mut failed = 0;
+    if let Some(p) = &cli.kcsan_known {
+        kcsan_known(p);
+    }
     let splats_before = splats_quiet();
+    if cli.races && !races::cgroup_setup() {
+        println!("fuzz: no cgroup2 pids controller: pids children only fuzz");
+    }
     for (i, &seed) in cli.seeds.iter().enumerate() {
         println!(
             "fuzz: seed={seed} duration={} threads={} procs={} ops={} races={} table={} ({} real system calls)",
@@ -496,7 +541,8 @@ fn main() {
                 C::Cached, C::Async, C::Completions, C::AtomsRun, C::ExecErrors, C::LooseAsync,
                 C::LooseCompletions, C::ThreadletsAsync, C::ThreadletsDone, C::Signals, C::Children,
                 C::Execs, C::Kills, C::Stops, C::KilledInflight, C::RingsRaced, C::AtomsRaced,
-                C::Waits, C::BadRings, C::ThreadExits, C::Unexpected, C::Wrong,
+                C::Waits, C::BadRings, C::ThreadExits, C::Vforks, C::Setns, C::TraceStops,
+                C::Cgroups, C::OomKills, C::SlowDeaths, C::Unexpected, C::Wrong,
             ])
         );
         let why = match &verdict {

@@ -71,6 +71,18 @@ pub enum C {
     BadRings,
     /// Threads that exited with a syslet in flight.
     ThreadExits,
+    /// Children started with vfork (posix_spawn) beside syslets.
+    Vforks,
+    /// unshare() and setns() calls that changed a namespace.
+    Setns,
+    /// ptrace stops of traced fuzzing threads handled by a racer.
+    TraceStops,
+    /// Children in a cgroup with a pids limit.
+    Cgroups,
+    /// Memory-hog children the OOM killer took.
+    OomKills,
+    /// Children still alive 10 s after their SIGKILL.
+    SlowDeaths,
     /// Number of counters.
     N,
 }
@@ -104,6 +116,12 @@ pub const NAMES: [&str; C::N as usize] = [
     "waits",
     "bad_rings",
     "thread_exits",
+    "vforks",
+    "setns",
+    "trace_stops",
+    "cgroups",
+    "oom_kills",
+    "slow_deaths",
 ];
 
 /// One thread's log and progress.

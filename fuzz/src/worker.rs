@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::fixtures::{self, Fixtures};
 use crate::fuzzer::{self, Fuzzer, Mode, REG};
+use crate::races;
 use crate::rng::{derive, Rng};
 use crate::shared::{op, Slot, C, MAX_THREADS};
 use crate::sys;
@@ -457,8 +458,10 @@ fn racer(seed: u64, slot: &'static Slot, fx: &'static Fixtures, stop: &AtomicBoo
             };
         } else if x < 68 {
             prlimit_race(&mut rng);
-        } else if x < 84 {
+        } else if x < 80 {
             child_race(&mut rng, slot, fx);
+        } else if x < 84 {
+            races::traced_race(&mut rng, slot, fx);
         } else if x < 92 {
             clone3_race(&mut rng, slot);
         } else if exits < 64 {
@@ -531,18 +534,44 @@ enum Child {
     Exec,
     ExitGroup,
     Wild,
+    Vfork,
+    Namespaces,
+    Pids,
+    Hog,
 }
 
+const ALL_CHILDREN: [Child; 11] = [
+    Child::Plain,
+    Child::Drop,
+    Child::Seccomp,
+    Child::Unshare,
+    Child::Exec,
+    Child::ExitGroup,
+    Child::Wild,
+    Child::Vfork,
+    Child::Namespaces,
+    Child::Pids,
+    Child::Hog,
+];
+
 fn child_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
-    let kind = rng.pick(&[
-        Child::Plain,
-        Child::Drop,
-        Child::Seccomp,
-        Child::Unshare,
-        Child::Exec,
-        Child::ExitGroup,
-        Child::Wild,
-    ]);
+    let mut kind = rng.pick(&ALL_CHILDREN);
+    // An OOM kill costs the whole guest seconds of page clearing: one
+    // child in about 60, not 11.
+    if matches!(kind, Child::Hog) && !rng.chance(180) {
+        kind = Child::Plain;
+    }
+    // FUZZ_CHILD=Name (guest environment): every child is of that kind.
+    static FORCED: std::sync::OnceLock<Option<Child>> = std::sync::OnceLock::new();
+    if let Some(k) = *FORCED.get_or_init(|| {
+        let want = std::env::var("FUZZ_CHILD").ok()?;
+        ALL_CHILDREN
+            .iter()
+            .copied()
+            .find(|k| format!("{k:?}").eq_ignore_ascii_case(&want))
+    }) {
+        kind = k;
+    }
     let seed = rng.next();
     // SAFETY: fork of a multi-threaded process: the child runs only this
     // thread; glibc resets malloc's locks in the child, and the child ends
@@ -557,21 +586,37 @@ fn child_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
         unsafe { libc::_exit(code) };
     }
     slot.add(C::Children, 1);
-    let deadline = sys::now_ns() + 3_000_000_000;
+    let hog = matches!(kind, Child::Hog);
+    let deadline = sys::now_ns() + if hog { 20_000_000_000 } else { 3_000_000_000 };
     let kill_at = sys::now_ns() + rng.below(600) * 1_000_000;
     let mut stopped = false;
+    let mut killed = false;
+    let (mut killed_at, mut slow) = (0, false);
     loop {
         let mut st = 0;
         // SAFETY: our own child.
         let r = unsafe { libc::waitpid(child, &mut st, libc::WNOHANG | libc::__WALL) };
+        if r == child && hog && !killed && libc::WIFSIGNALED(st) {
+            slot.add(C::OomKills, 1);
+        }
         if r == child || r < 0 {
             break;
         }
         let now = sys::now_ns();
         // SAFETY: signals to our own child.
         unsafe {
-            if now > deadline || (kill_at < now && rng.chance(200)) {
+            if killed_at != 0 {
+                // Killed: wait for the end; a process that outlives its
+                // SIGKILL by 10 s is reported (once) with its tasks.
+                if !slow && now > killed_at + 10_000_000_000 {
+                    slow = true;
+                    slot.add(C::SlowDeaths, 1);
+                    races::print_tasks(child, "SLOW DEATH (10 s after SIGKILL)");
+                }
+            } else if now > deadline || (!hog && kill_at < now && rng.chance(200)) {
                 libc::kill(child, libc::SIGKILL);
+                killed = true;
+                killed_at = now;
                 slot.add(C::Kills, 1);
             } else if rng.chance(100) {
                 libc::kill(
@@ -591,9 +636,14 @@ fn child_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
         }
         sys::sleep_us(2000);
     }
+    if matches!(kind, Child::Pids) {
+        // Empty now that the child is reaped.
+        let _ = std::fs::remove_dir(races::pids_cgroup(child));
+    }
 }
 
-fn child_fuzz(seed: u64, slot: &'static Slot, fx: &'static Fixtures, wild: bool, ops: u64) {
+/// Fuzz `ops` operations on this thread, then reap what it submitted.
+pub fn child_fuzz(seed: u64, slot: &'static Slot, fx: &'static Fixtures, wild: bool, ops: u64) {
     if let Some(mut f) = Fuzzer::new(seed, fx, slot, None, None, Mode { wild }, &TIDS) {
         for _ in 0..ops {
             f.step();
@@ -656,6 +706,10 @@ fn child_main(kind: Child, seed: u64, slot: &'static Slot, fx: &'static Fixtures
             unsafe { libc::execve(exe.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
             return 3;
         }
+        Child::Vfork => races::vfork_child(seed, slot, fx),
+        Child::Namespaces => races::ns_child(seed, slot, fx),
+        Child::Pids => races::pids_child(seed, slot, fx),
+        Child::Hog => races::hog_child(seed, slot, fx),
         Child::ExitGroup => {
             let _t = std::thread::spawn(move || child_fuzz(seed ^ 4, slot, fx, false, 1000));
             child_fuzz(seed, slot, fx, false, rng.below(100));
