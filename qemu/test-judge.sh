@@ -135,7 +135,9 @@ done
 
 # An OOM kill prints the stack of the task that ran out of memory: that
 # "Call Trace:" is no splat, nor an allocation failure of the victim's PID
-# after it; one of another task (thread 91), a second dump or a BUG is.
+# after it; one of another task (thread 91), a second dump, a BUG, a
+# victim no hog chose (oom_score_adj 0) or a spare made for the victim is.
+# oom [ADJ]: the report, with the oom_score_adj of the victim (1000).
 oom() {
 	echo '[    7.000000] syslet-fuzz invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=1000'
 	echo '[    7.000001] CPU: 0 UID: 0 PID: 95 Comm: syslet-fuzz Not tainted 6.12.118+ #1'
@@ -144,34 +146,79 @@ oom() {
 	echo '[    7.000004]  dump_stack_lvl+0x4b/0x70'
 	echo '[    7.000005]  </TASK>'
 	echo '[    7.000006] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),task=syslet-fuzz,pid=90,uid=0'
-	echo '[    7.000007] Out of memory: Killed process 90 (syslet-fuzz) total-vm:900000kB'
+	echo "[    7.000007] Out of memory: Killed process 90 (syslet-fuzz) total-vm:900000kB, anon-rss:800000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1800kB oom_score_adj:${1:-1000}"
 }
-# alloc_fail PID: an allocation failure of task PID, with its stack dump.
+# alloc_fail PID [FRAME]: an allocation failure of task PID, with its
+# stack dump (and FRAME in it).
 alloc_fail() {
 	echo '[    7.100000] syslet-fuzz: page allocation failure: order:0, mode:0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), nodemask=(null)'
 	echo "[    7.100001] CPU: 1 UID: 0 PID: $1 Comm: syslet-fuzz Not tainted 6.12.118+ #1"
 	echo '[    7.100002] Call Trace:'
 	echo '[    7.100003]  <TASK>'
 	echo '[    7.100004]  warn_alloc+0xef/0x168'
-	echo '[    7.100005]  </TASK>'
+	[[ -z ${2:-} ]] || echo "[    7.100005]  $2"
+	echo '[    7.100006]  </TASK>'
 }
 for extra in '' 'Call Trace:' 'BUG: KASAN: slab-use-after-free in out_of_memory+0x1/0x2' \
-	'victim 90' 'thread 91'; do
+	'victim 90' 'thread 91' 'victim then Call Trace:' 'no report, then Call Trace:' \
+	'adj 0' 'spare for 90'; do
 	want="2 passed, 0 failed" rc=0
-	[[ -z $extra || $extra == victim* ]] || want="2 passed, 1 failed" rc=1
+	[[ -z $extra || $extra == 'victim 90' ]] || want="2 passed, 1 failed" rc=1
 	check "OOM report${extra:+ then ${extra:0:20}}" "$rc" "$want" "${J[@]}" "$({
 		boot
 		printf 'KTAP version 1\n1..1\n'
 		prog_pass 1 1 alpha
-		oom
 		case $extra in
-		'') ;;
-		victim*) alloc_fail 90 ;;
+		adj*) oom 0 ;;
+		no\ report*)
+			echo '[    7.000000] syslet-fuzz invoked oom-killer: gfp_mask=0x0, order=0, oom_score_adj=1000'
+			for i in 1 2 3 4 5; do echo "[    7.00000$i] Mem-Info: line $i"; done
+			;;
+		*) oom ;;
+		esac
+		case $extra in
+		'' | adj*) ;;
+		'victim 90') alloc_fail 90 ;;
+		victim\ then*)
+			alloc_fail 90
+			echo '[    8.000000] Call Trace:'
+			;;
+		no\ report*) echo '[    8.000000] Call Trace:' ;;
 		thread*) alloc_fail 91 ;;
+		spare*) alloc_fail 90 'syslet_create_spare+0x2a/0x1c0' ;;
 		*) echo "[    8.000000] $extra" ;;
 		esac
 		result pass
 	} | log oom)"
+done
+
+# KCSAN: a report whose title JUDGE_KNOWN lists (the unpatched kernel
+# gives it too) is no splat; one of the same function racing with another
+# is, and so is any report without JUDGE_KNOWN.
+printf '# a comment\ndata-race in do_nanosleep / hrtimer_wakeup\ndata-race in smp_call_function_many_cond+\n' >"$tmp/known.txt"
+kcsan_log() { # TITLE
+	boot
+	printf 'KTAP version 1\n1..1\n'
+	prog_pass 1 1 alpha
+	echo '[    5.000000] =================================================================='
+	echo "[    5.000001] BUG: KCSAN: $1"
+	echo '[    5.000002] read to 0xffff888003f1c0a8 of 8 bytes by task 90 on cpu 1:'
+	echo '[    5.000003]  do_nanosleep+0x8f/0x1e0'
+	result pass
+}
+for c in 'known|data-race in do_nanosleep / hrtimer_wakeup|0' \
+	'known, unknown origin|data-race in smp_call_function_many_cond+0x9a/0x3c0|0' \
+	'same function, other pair|data-race in do_nanosleep / syslet_wake|1' \
+	'known title, no JUDGE_KNOWN|data-race in do_nanosleep / hrtimer_wakeup|2'; do
+	IFS='|' read -r what title rc <<<"$c"
+	want="2 passed, 0 failed"
+	((rc == 0)) || want="2 passed, 1 failed"
+	f=$(kcsan_log "$title" | log kcsan)
+	if ((rc == 2)); then
+		check "KCSAN $what" 1 "$want" "${J[@]}" "$f"
+	else
+		check "KCSAN $what" "$rc" "$want" env JUDGE_KNOWN="$tmp/known.txt" "${J[@]}" "$f"
+	fi
 done
 
 f=$({

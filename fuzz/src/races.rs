@@ -94,15 +94,17 @@ pub fn vfork_child(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
 }
 
 /// A child that moves between namespaces while its other thread has
-/// syslets in flight: unshare of UTS, IPC, net, cgroup and mount
-/// namespaces, setns back to the saved ones and into its parent's by
+/// syslets in flight: unshare of UTS, IPC, net and cgroup namespaces
+/// (and of the user and mount namespaces before that thread starts), setns back to the saved ones and into its parent's by
 /// pidfd, and now and then a user namespace first (which drops every
 /// capability in the old ones).
 pub fn ns_child(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
     let mut rng = Rng::new(seed);
-    if rng.chance(250) {
+    // A user or mount namespace needs a process of one thread (the mount
+    // namespace an fs struct of its own): now, before the fuzzing thread.
+    for (ty, per_mille) in [(libc::CLONE_NEWUSER, 250), (libc::CLONE_NEWNS, 300)] {
         // SAFETY: single-threaded here; only this process is affected.
-        if unsafe { libc::unshare(libc::CLONE_NEWUSER) } == 0 {
+        if rng.chance(per_mille) && unsafe { libc::unshare(ty) } == 0 {
             slot.add(C::Setns, 1);
         }
     }
@@ -111,7 +113,6 @@ pub fn ns_child(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
         ("ipc", libc::CLONE_NEWIPC),
         ("net", libc::CLONE_NEWNET),
         ("cgroup", libc::CLONE_NEWCGROUP),
-        ("mnt", libc::CLONE_NEWNS),
     ]
     .iter()
     .filter_map(|(name, ty)| {
@@ -130,8 +131,7 @@ pub fn ns_child(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
                 flags |= ty;
             }
         }
-        // SAFETY: unshare of this thread's namespaces (EINVAL for the
-        // mount namespace while other threads share the fs struct).
+        // SAFETY: unshare of this thread's namespaces.
         if unsafe { libc::unshare(flags) } == 0 {
             slot.add(C::Setns, 1);
         }
@@ -174,8 +174,14 @@ pub fn ns_child(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
 pub fn pids_child(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
     let mut rng = Rng::new(seed);
     let dir = pids_cgroup(sys::getpid());
-    let ok = std::fs::create_dir(&dir).is_ok()
-        && std::fs::write(format!("{dir}/pids.max"), rng.range(1, 7).to_string()).is_ok()
+    // A group left by a worker killed before it removed it is empty (its
+    // process is gone): use it.
+    let made = match std::fs::create_dir(&dir) {
+        Ok(()) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::AlreadyExists,
+    };
+    let ok = made
+        && std::fs::write(format!("{dir}/pids.max"), rng.range(1, 6).to_string()).is_ok()
         && std::fs::write(format!("{dir}/cgroup.procs"), "0").is_ok();
     if ok {
         slot.add(C::Cgroups, 1);
@@ -216,6 +222,10 @@ pub fn hog_child(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
     }
 }
 
+/// How long a killed process may take to die before it counts as a slow
+/// death (and fails the seed, as a hang does).
+pub const SLOW_DEATH_NS: u64 = 10_000_000_000;
+
 /// Print every task of process `pid`: its state and where it sleeps.
 pub fn print_tasks(pid: i32, what: &str) {
     println!("fuzz: {what}: process {pid}");
@@ -251,6 +261,7 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
         return;
     }
     if child == 0 {
+        super::worker::forget_parent_tids();
         let t = try_thread(move || super::worker::child_fuzz(seed ^ 9, slot, fx, false, 300));
         super::worker::child_fuzz(seed, slot, fx, false, 300);
         if let Some(t) = t {
@@ -269,24 +280,30 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
     let start = sys::now_ns();
     let mut traced: Vec<i32> = Vec::new();
     let mut foreign: Vec<i32> = Vec::new();
-    let (mut killed, mut slow) = (false, false);
+    let (mut killed_at, mut slow) = (0, false);
     loop {
         let now = sys::now_ns();
-        if !killed && now > start + 4_000_000_000 {
+        if killed_at == 0 && now > start + 4_000_000_000 {
             // SAFETY: our own child.
             unsafe { libc::kill(child, libc::SIGKILL) };
             slot.add(C::Kills, 1);
-            killed = true;
+            killed_at = now;
         }
-        if now > start + 14_000_000_000 && !slow {
+        if killed_at != 0 && now > killed_at + SLOW_DEATH_NS && !slow {
             slow = true;
             slot.add(C::SlowDeaths, 1);
             print_tasks(child, "SLOW DEATH (10 s after SIGKILL, traced)");
         }
-        if now > start + 30_000_000_000 {
+        if killed_at != 0 && now > killed_at + 3 * SLOW_DEATH_NS {
+            // Counted above (the seed fails); the tracees stay attached to
+            // this thread, and the process to the SIGKILL it already has.
             break;
         }
-        if let Ok(rd) = std::fs::read_dir(format!("/proc/{child}/task")) {
+        let Ok(rd) = std::fs::read_dir(format!("/proc/{child}/task")) else {
+            // Reaped (by the wait below, in an earlier round).
+            break;
+        };
+        {
             for tid in rd
                 .flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
@@ -297,8 +314,16 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 if !rng.chance(400) {
                     continue;
                 }
-                // SAFETY: a thread of our own child.
-                let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, 0, opts) };
+                // SAFETY: a thread of our own child; the variadic
+                // arguments are pointer-sized, as the system call reads them.
+                let r = unsafe {
+                    libc::ptrace(
+                        libc::PTRACE_SEIZE,
+                        tid,
+                        std::ptr::null_mut::<libc::c_void>(),
+                        opts as libc::c_ulong,
+                    )
+                };
                 if r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
                     // EPERM: attached already (PTRACE_O_TRACECLONE).
                     traced.push(tid);
@@ -336,11 +361,21 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 unsafe {
                     if rng.chance(200) {
                         let mut regs: libc::user_regs_struct = std::mem::zeroed();
-                        libc::ptrace(libc::PTRACE_GETREGS, tid, 0, &mut regs);
+                        libc::ptrace(
+                            libc::PTRACE_GETREGS,
+                            tid,
+                            std::ptr::null_mut::<libc::c_void>(),
+                            &mut regs,
+                        );
                     }
                     if rng.chance(100) {
                         let mut si: libc::siginfo_t = std::mem::zeroed();
-                        libc::ptrace(libc::PTRACE_GETSIGINFO, tid, 0, &mut si);
+                        libc::ptrace(
+                            libc::PTRACE_GETSIGINFO,
+                            tid,
+                            std::ptr::null_mut::<libc::c_void>(),
+                            &mut si,
+                        );
                     }
                 }
                 let req = if rng.chance(60) {
@@ -351,7 +386,14 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                     libc::PTRACE_CONT
                 };
                 // SAFETY: resume our stopped tracee.
-                unsafe { libc::ptrace(req, tid, 0, inject as libc::c_ulong) };
+                unsafe {
+                    libc::ptrace(
+                        req,
+                        tid,
+                        std::ptr::null_mut::<libc::c_void>(),
+                        inject as libc::c_ulong,
+                    )
+                };
                 if req == libc::PTRACE_DETACH {
                     foreign.push(tid);
                     traced.swap_remove(i);
@@ -359,7 +401,14 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 }
             } else if rng.chance(20) {
                 // SAFETY: stops our tracee (a PTRACE_EVENT_STOP follows).
-                unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, 0, 0) };
+                unsafe {
+                    libc::ptrace(
+                        libc::PTRACE_INTERRUPT,
+                        tid,
+                        std::ptr::null_mut::<libc::c_void>(),
+                        0 as libc::c_ulong,
+                    )
+                };
             }
             i += 1;
         }

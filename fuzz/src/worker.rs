@@ -596,7 +596,12 @@ fn child_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
         let mut st = 0;
         // SAFETY: our own child.
         let r = unsafe { libc::waitpid(child, &mut st, libc::WNOHANG | libc::__WALL) };
-        if r == child && hog && !killed && libc::WIFSIGNALED(st) {
+        if r == child
+            && hog
+            && !killed
+            && libc::WIFSIGNALED(st)
+            && libc::WTERMSIG(st) == libc::SIGKILL
+        {
             slot.add(C::OomKills, 1);
         }
         if r == child || r < 0 {
@@ -652,12 +657,19 @@ pub fn child_fuzz(seed: u64, slot: &'static Slot, fx: &'static Fixtures, wild: b
     }
 }
 
-fn child_main(kind: Child, seed: u64, slot: &'static Slot, fx: &'static Fixtures) -> i32 {
-    let mut rng = Rng::new(seed);
+/// In a forked child: forget the parent's thread IDs (signals aimed at
+/// them would hit the worker, or whatever task reuses the ID) and list
+/// this thread's own.
+pub fn forget_parent_tids() {
     for t in &TIDS {
         t.store(0, Ordering::Relaxed);
     }
     TIDS[0].store(sys::gettid(), Ordering::Relaxed);
+}
+
+fn child_main(kind: Child, seed: u64, slot: &'static Slot, fx: &'static Fixtures) -> i32 {
+    let mut rng = Rng::new(seed);
+    forget_parent_tids();
     match kind {
         Child::Plain => child_fuzz(seed, slot, fx, false, 200),
         Child::Wild => child_fuzz(seed, slot, fx, true, 400),
