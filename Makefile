@@ -95,7 +95,8 @@ help:
 	@echo "                    SEED=n KERNEL=debug|normal|kcsan THREADS=n PROCS=n"
 	@echo "  make fuzz-smoke   the fuzzer's fixed seeds on the normal kernel (< 3 min)"
 	@echo "  make stress       Debian's stress-ng beside the fuzzer, then trinity, in the"
-	@echo "                    guest: DURATION=secs KERNEL=normal|debug|kcsan|base (unpatched)"
+	@echo "                    guest: DURATION=secs KERNEL=normal|debug|kcsan|base|base-kcsan"
+	@echo "                    (base: unpatched; make kernel-base-kcsan builds the last)"
 	@echo "  make deps         install the Debian packages needed (as root)"
 	@echo "  make clean        remove $(BUILD)"
 	@echo
@@ -270,13 +271,21 @@ series-check: kernel
 # (tag `base` of $(KTREE), checked out as a worktree in $(KBASE_TREE))
 # built with the normal fragment minus CONFIG_SYSLET, booted with the same
 # programs. Commit $(KSELFTEST_BASELINE) after it changed.
-.PHONY: kernel-base kselftest-baseline
-kernel-base: kernel-tree
+# kernel-base-kcsan: the same tree with the KCSAN fragment, for
+# `make stress KERNEL=base-kcsan` (the data races the unpatched kernel
+# reports itself: fuzz/kcsan-known.txt).
+.PHONY: kernel-base kernel-base-tree kernel-base-kcsan kselftest-baseline
+kernel-base-tree: kernel-tree
 	$(Q)test -e $(KBASE_TREE)/.git || git -C $(KTREE) worktree add --detach $(KBASE_TREE) base
 	$(Q)test "$$(git -C $(KBASE_TREE) rev-parse HEAD)" = "$$(git -C $(KTREE) rev-parse 'base^{commit}')" \
 		|| { echo "$(KBASE_TREE) is not at $(KTREE)'s tag base" >&2; exit 1; }
 	$(Q)grep -v '^CONFIG_SYSLET=' $(FRAG_BASE) > $(BUILD)/kselftest-base.config
+
+kernel-base: kernel-base-tree
 	$(Q)ci/build-kernel.sh $(KBASE_TREE) $(KBASE) $(BUILD)/kselftest-base.config
+
+kernel-base-kcsan: kernel-base-tree
+	$(Q)ci/build-kernel.sh $(KBASE_TREE) $(KBASE)-kcsan $(BUILD)/kselftest-base.config $(CURDIR)/$(FRAG_KCSAN)
 
 kselftest-baseline: kselftest-programs kernel-base
 	$(Q)mkdir -p $(LOGS)
