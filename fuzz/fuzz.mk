@@ -52,9 +52,12 @@ define fuzz_boot
 endef
 
 # fuzz_verdict LOG NAME: exits with the fuzzer's exit status in the guest,
-# and prints its verdict lines.
+# or 1 if the console has a kernel splat (qemu/judge.sh's list, which the
+# fuzzer's own reading of /dev/kmsg may miss), and prints its verdict lines.
 define fuzz_verdict
-	$(Q)$(FUZZ_JUDGE_ENV) qemu/guest-status.sh $(LOGS)/$(1).log; rc=$$?; \
+	$(Q)$(FUZZ_JUDGE_ENV) qemu/guest-status.sh $(LOGS)/$(1).log > $(LOGS)/$(1).status; rc=$$?; \
+	cat $(LOGS)/$(1).status; \
+	! grep -q "kernel splat" $(LOGS)/$(1).status || rc=1; \
 	grep -a "^fuzz: \(seed=\|PASS\|FAIL\|CRASH\|HANG\|LOST\|WRONG\|UNEXPECTED\|FAULT\|kernel\)" $(LOGS)/$(1).log; \
 	echo "log: $(LOGS)/$(1).log"; exit $$rc
 endef

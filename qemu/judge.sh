@@ -88,12 +88,19 @@ fi
 
 awk -v label="$label" -v splat_re="$splat_re" -v known="$known" '
 function say(msg) { print "judge: " label ": " msg }
-# A KCSAN report whose title starts with a title of JUDGE_KNOWN.
+# The printk time of a console line in seconds, or -1.
+function stamp(l,    t) {
+	if (!match(l, /\[ *[0-9]+\.[0-9]+\]/)) return -1
+	t = substr(l, RSTART + 1, RLENGTH - 2); gsub(/ /, "", t)
+	return t + 0
+}
+# A KCSAN report whose title is one of JUDGE_KNOWN (an entry ending in
+# "+", a race at unknown origin, matches that function at any offset).
 function known_race(l,    t, i) {
 	if (!match(l, /BUG: KCSAN: /)) return 0
-	t = substr(l, RSTART + RLENGTH)
+	t = substr(l, RSTART + RLENGTH); sub(/[ \t]+$/, "", t)
 	for (i = 1; i <= nknown; i++)
-		if (substr(t, 1, length(kt[i])) == kt[i]) return 1
+		if (kt[i] ~ /\+$/ ? substr(t, 1, length(kt[i])) == kt[i] : t == kt[i]) return 1
 	return 0
 }
 function reset() { plan = -1; res = 0; lp = 0; lf = 0; ls = 0 }
@@ -126,36 +133,40 @@ BEGIN {
 }
 # The report of the OOM killer dumps the stack of the task that ran out
 # of memory, and the process it kills may then fail allocations, each
-# with a "page allocation failure" and a stack dump: the kernel doing its
-# job (the memory hogs of syslet-fuzz ask for it), not a splat.  Exempt
-# are that one dump, and those of the PID of the victim (the thread that
-# ate the memory); those of any other task count.  Each exemption ends
-# with its dump (the closing TASK marker), and the stack must start
-# within 4 lines of its header, so it never covers a later dump.
-# Not exempt even there: a spare made for the victim (syslet_create_spare
-# in its stack: patch 0076 forbids it), and a victim whose oom_score_adj
-# is not 1000 (every hog sets 1000; anything else was killed by a leak).
-line ~ /invoked oom-killer: / { oom_report = NR }
+# with a "page allocation failure" (or "vmalloc error") and a stack dump:
+# the kernel doing its job (the memory hogs of syslet-fuzz ask for it),
+# not a splat.  Exempt are the report dump, and the dumps of the PID of a
+# victim (the thread that ate the memory) within 60 s of its kill (PIDs
+# are reused); those of any other task count.  A dump is tied to its
+# header by the dump line of its own task ("CPU: N UID: N PID: N"),
+# within 10 lines of the header, and its "Call Trace:" within 10 lines of
+# that; the exemption ends with the dump (the closing TASK marker).  Not
+# exempt even there: a spare made for a victim (syslet_create_spare in
+# its failed allocation: patch 0076 forbids it), and a victim whose
+# oom_score_adj is not 1000 (every hog sets 1000; another victim means
+# something else ate the memory).
+line ~ /invoked oom-killer: / { hdr = NR; hdr_kind = "report" }
+line ~ /page allocation failure: |vmalloc error: / { hdr = NR; hdr_kind = "alloc" }
 match(line, /oom-kill:.*,pid=[0-9]+,/) {
-	v = substr(line, RSTART, RLENGTH); sub(/.*,pid=/, "", v); sub(/,$/, "", v); victim[v] = 1
-	oom_report = 0
+	v = substr(line, RSTART, RLENGTH); sub(/.*,pid=/, "", v); sub(/,$/, "", v); victim[v] = stamp(line)
 }
 line ~ /Out of memory: Killed process / && line !~ /oom_score_adj:1000/ {
 	splats++; say("splat: an OOM victim that no test chose (oom_score_adj not 1000): " line)
 }
-line ~ /page allocation failure: / { alloc_fail = 1 }
-alloc_fail && match(line, / PID: [0-9]+ /) {
-	v = substr(line, RSTART + 6, RLENGTH - 7); alloc_fail = 0
-	if (v in victim) oom_report = NR
+hdr && NR - hdr <= 10 && match(line, /CPU: [0-9]+ UID: [0-9]+ PID: [0-9]+ /) {
+	v = substr(line, RSTART, RLENGTH); sub(/.* PID: /, "", v); sub(/ $/, "", v)
+	if (hdr_kind == "report") { dump = NR; dump_kind = "report" }
+	else if ((v in victim) && (victim[v] < 0 || stamp(line) - victim[v] <= 60)) { dump = NR; dump_kind = "victim" }
+	hdr = 0
 }
-oom_report && NR - oom_report > 4 { oom_report = 0 }
-oom_report && line ~ /Call Trace:/ { oom_report = 0; exempt = 1; next }
-exempt && line ~ /syslet_create_spare/ { splats++; say("splat: a spare made for an OOM victim: " line) }
-line ~ /<\/TASK>/ { exempt = 0; oom_report = 0; alloc_fail = 0 }
+dump && NR - dump <= 10 && line ~ /Call Trace:/ { exempt = dump_kind; dump = 0; next }
+exempt == "victim" && line ~ /syslet_create_spare/ { splats++; say("splat: a spare made for an OOM victim: " line) }
+line ~ /<\/TASK>/ { exempt = ""; dump = 0 }
 # Kernel splats: outside program output, or inside it where a kernel
 # message (printk timestamp) landed in the middle of a program line.
-nknown && known_race(line) { say("known (unpatched kernel too): " line); next }
-line ~ splat_re && (line !~ /^    / || line ~ /\[ *[0-9]+\.[0-9]+\] /) { splats++; say("splat: " line) }
+kn = nknown && known_race(line)
+kn { say("known (unpatched kernel too): " line) }
+!kn && line ~ splat_re && (line !~ /^    / || line ~ /\[ *[0-9]+\.[0-9]+\] /) { splats++; say("splat: " line) }
 # init result line (may share a console line with kernel output).
 line !~ /^    / && match(line, /syslet-init: result [a-z]+/) {
 	result = substr(line, RSTART + 20, RLENGTH - 20)

@@ -134,37 +134,54 @@ for s in 'BUG: KASAN: slab-use-after-free in syslet_exec+0x10/0x20' \
 done
 
 # An OOM kill prints the stack of the task that ran out of memory: that
-# "Call Trace:" is no splat, nor an allocation failure of the victim's PID
-# after it; one of another task (thread 91), a second dump, a BUG, a
-# victim no hog chose (oom_score_adj 0) or a spare made for the victim is.
-# oom [ADJ]: the report, with the oom_score_adj of the victim (1000).
+# "Call Trace:" is no splat (even with a spare in it, or with the lines a
+# real report puts between), nor an allocation failure of the victim's
+# PID soon after it (page or vmalloc); one of another task (thread 91),
+# of the victim's PID 900 s later (reused), a second dump, a BUG, a victim
+# no hog chose (oom_score_adj 0) or a spare made for the victim is.
+# oom [ADJ [FRAME [NOISE]]]: the report, with the oom_score_adj of the
+# victim (1000), FRAME in its stack, and lines before the stack.
 oom() {
-	echo '[    7.000000] syslet-fuzz invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=1000'
-	echo '[    7.000001] CPU: 0 UID: 0 PID: 95 Comm: syslet-fuzz Not tainted 6.12.118+ #1'
+	echo '[    7.000000] syslet-fuzz invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=2, oom_score_adj=1000'
+	if [[ -n ${3:-} ]]; then
+		echo '[    7.000000] COMPACTION is disabled!!!'
+		echo '[    7.000000] cgroup: fork rejected by pids controller in /fuzz-6810'
+	fi
+	echo '[    7.000001] CPU: 0 UID: 0 PID: 95 Comm: syslet-fuzz Tainted: G        W          6.12.118+ #1'
+	if [[ -n ${3:-} ]]; then
+		echo '[    7.000001] Tainted: [W]=WARN'
+		echo '[    7.000001] Hardware name: QEMU Standard PC (i440FX + PIIX, 1996), BIOS 1.16.3'
+	fi
 	echo '[    7.000002] Call Trace:'
 	echo '[    7.000003]  <TASK>'
 	echo '[    7.000004]  dump_stack_lvl+0x4b/0x70'
+	[[ -z ${2:-} ]] || echo "[    7.000004]  $2"
 	echo '[    7.000005]  </TASK>'
 	echo '[    7.000006] oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),task=syslet-fuzz,pid=90,uid=0'
 	echo "[    7.000007] Out of memory: Killed process 90 (syslet-fuzz) total-vm:900000kB, anon-rss:800000kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1800kB oom_score_adj:${1:-1000}"
 }
-# alloc_fail PID [FRAME]: an allocation failure of task PID, with its
-# stack dump (and FRAME in it).
+# alloc_fail PID [FRAME [SECONDS [vmalloc]]]: an allocation failure of
+# task PID at time SECONDS (7), with its stack dump (and FRAME in it).
 alloc_fail() {
-	echo '[    7.100000] syslet-fuzz: page allocation failure: order:0, mode:0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), nodemask=(null)'
-	echo "[    7.100001] CPU: 1 UID: 0 PID: $1 Comm: syslet-fuzz Not tainted 6.12.118+ #1"
-	echo '[    7.100002] Call Trace:'
-	echo '[    7.100003]  <TASK>'
-	echo '[    7.100004]  warn_alloc+0xef/0x168'
-	[[ -z ${2:-} ]] || echo "[    7.100005]  $2"
-	echo '[    7.100006]  </TASK>'
+	local t=${3:-7} what='page allocation failure: order:0'
+	[[ ${4:-} != vmalloc ]] || what='vmalloc error: size 16384, vm_struct allocation failed'
+	echo "[ $(printf %4d "$t").100000] syslet-fuzz: $what, mode:0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), nodemask=(null)"
+	echo "[ $(printf %4d "$t").100001] CPU: 1 UID: 0 PID: $1 Comm: syslet-fuzz Not tainted 6.12.118+ #1"
+	echo "[ $(printf %4d "$t").100002] Call Trace:"
+	echo "[ $(printf %4d "$t").100003]  <TASK>"
+	echo "[ $(printf %4d "$t").100004]  warn_alloc+0xef/0x168"
+	[[ -z ${2:-} ]] || echo "[ $(printf %4d "$t").100005]  $2"
+	echo "[ $(printf %4d "$t").100006]  </TASK>"
 }
-for extra in '' 'Call Trace:' 'BUG: KASAN: slab-use-after-free in out_of_memory+0x1/0x2' \
-	'victim 90' 'thread 91' 'victim then Call Trace:' 'no report, then Call Trace:' \
-	'adj 0' 'spare for 90'; do
-	want="2 passed, 0 failed" rc=0
-	[[ -z $extra || $extra == 'victim 90' ]] || want="2 passed, 1 failed" rc=1
-	check "OOM report${extra:+ then ${extra:0:20}}" "$rc" "$want" "${J[@]}" "$({
+spare='syslet_create_spare+0x2a/0x1c0'
+for c in '|0' 'Call Trace:|1' 'BUG: KASAN: slab-use-after-free in out_of_memory+0x1/0x2|1' \
+	'victim 90|0' 'victim 90, vmalloc|0' 'victim 90 at 900 s|1' 'thread 91|1' \
+	'victim then Call Trace:|1' 'no report, then Call Trace:|1' 'adj 0|1' \
+	'spare for 90|1' 'spare for 90, vmalloc|1' 'report with a spare|0' 'noisy report|0'; do
+	IFS='|' read -r extra rc <<<"$c"
+	want="2 passed, 0 failed"
+	((rc == 0)) || want="2 passed, 1 failed"
+	check "OOM report${extra:+ then ${extra:0:22}}" "$rc" "$want" "${J[@]}" "$({
 		boot
 		printf 'KTAP version 1\n1..1\n'
 		prog_pass 1 1 alpha
@@ -174,18 +191,23 @@ for extra in '' 'Call Trace:' 'BUG: KASAN: slab-use-after-free in out_of_memory+
 			echo '[    7.000000] syslet-fuzz invoked oom-killer: gfp_mask=0x0, order=0, oom_score_adj=1000'
 			for i in 1 2 3 4 5; do echo "[    7.00000$i] Mem-Info: line $i"; done
 			;;
+		report\ with*) oom 1000 "$spare" ;;
+		noisy*) oom 1000 '' noise ;;
 		*) oom ;;
 		esac
 		case $extra in
-		'' | adj*) ;;
+		'' | adj* | report\ with* | noisy*) ;;
 		'victim 90') alloc_fail 90 ;;
+		'victim 90, vmalloc') alloc_fail 90 '' 8 vmalloc ;;
+		'victim 90 at 900 s') alloc_fail 90 '' 900 ;;
 		victim\ then*)
 			alloc_fail 90
 			echo '[    8.000000] Call Trace:'
 			;;
 		no\ report*) echo '[    8.000000] Call Trace:' ;;
 		thread*) alloc_fail 91 ;;
-		spare*) alloc_fail 90 'syslet_create_spare+0x2a/0x1c0' ;;
+		'spare for 90') alloc_fail 90 "$spare" ;;
+		'spare for 90, vmalloc') alloc_fail 90 "$spare" 8 vmalloc ;;
 		*) echo "[    8.000000] $extra" ;;
 		esac
 		result pass
@@ -209,6 +231,7 @@ kcsan_log() { # TITLE
 for c in 'known|data-race in do_nanosleep / hrtimer_wakeup|0' \
 	'known, unknown origin|data-race in smp_call_function_many_cond+0x9a/0x3c0|0' \
 	'same function, other pair|data-race in do_nanosleep / syslet_wake|1' \
+	'a longer name|data-race in do_nanosleep / hrtimer_wakeup_syslet|1' \
 	'known title, no JUDGE_KNOWN|data-race in do_nanosleep / hrtimer_wakeup|2'; do
 	IFS='|' read -r what title rc <<<"$c"
 	want="2 passed, 0 failed"
@@ -220,6 +243,18 @@ for c in 'known|data-race in do_nanosleep / hrtimer_wakeup|0' \
 		check "KCSAN $what" "$rc" "$want" env JUDGE_KNOWN="$tmp/known.txt" "${J[@]}" "$f"
 	fi
 done
+
+# A known report printed in the middle of init's result line: the
+# result still counts.
+f=$({
+	boot
+	printf 'KTAP version 1\n1..1\n'
+	prog_pass 1 1 alpha
+	echo '# totals: (fake)'
+	echo 'syslet-init: result pass[    9.000000] BUG: KCSAN: data-race in do_nanosleep / hrtimer_wakeup'
+	echo '[    9.100000] reboot: Power down'
+} | log kcsan-result)
+check "KCSAN known title inside the result line" 0 "2 passed, 0 failed" env JUDGE_KNOWN="$tmp/known.txt" "${J[@]}" "$f"
 
 f=$({
 	boot

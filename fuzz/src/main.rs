@@ -227,6 +227,16 @@ const SPLATS: [&str; 11] = [
     "detected stall",
 ];
 
+/// Whether KCSAN report title `t` is the known title `k` (one ending in
+/// `+`, a race at unknown origin, names a function at any offset).
+fn known_title(t: &str, k: &str) -> bool {
+    if k.ends_with('+') {
+        t.starts_with(k)
+    } else {
+        t == k
+    }
+}
+
 impl Kmsg {
     /// Open the log at its end (what came before is not this run's).
     fn open(known: Vec<String>) -> Kmsg {
@@ -270,7 +280,7 @@ impl Kmsg {
             // A spare made for a process the OOM killer chose fails its
             // allocation: patch 0076 makes none.  Other allocation
             // failures under the hogs are the kernel's own business.
-            if msg.contains("page allocation failure") {
+            if msg.contains("page allocation failure") || msg.contains("vmalloc error") {
                 self.alloc_dump = true;
             } else if self.alloc_dump && msg.contains("</TASK>") {
                 self.alloc_dump = false;
@@ -280,7 +290,7 @@ impl Kmsg {
                 println!("fuzz: kernel: allocation failure in {}", msg.trim());
             }
             let title = msg.trim().strip_prefix("BUG: KCSAN: ");
-            if title.is_some_and(|t| self.known.iter().any(|k| t.starts_with(k.as_str()))) {
+            if title.is_some_and(|t| self.known.iter().any(|k| known_title(t, k))) {
                 self.known_seen += 1;
                 println!("fuzz: kernel: known race (unpatched too): {}", msg.trim());
             } else if SPLATS.iter().any(|p| msg.contains(p)) {

@@ -81,7 +81,7 @@ pub enum C {
     Cgroups,
     /// Memory-hog children the OOM killer took.
     OomKills,
-    /// Children still alive 10 s after their SIGKILL.
+    /// Children still alive 20 s after their SIGKILL (a seed with one fails).
     SlowDeaths,
     /// Number of counters.
     N,

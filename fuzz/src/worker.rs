@@ -612,11 +612,11 @@ fn child_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
         unsafe {
             if killed_at != 0 {
                 // Killed: wait for the end; a process that outlives its
-                // SIGKILL by 10 s is reported (once) with its tasks.
-                if !slow && now > killed_at + 10_000_000_000 {
+                // SIGKILL by 20 s is reported (once) with its tasks.
+                if !slow && now > killed_at + races::SLOW_DEATH_NS {
                     slow = true;
                     slot.add(C::SlowDeaths, 1);
-                    races::print_tasks(child, "SLOW DEATH (10 s after SIGKILL)");
+                    races::print_tasks(child, "SLOW DEATH (20 s after SIGKILL)");
                 }
             } else if now > deadline || (!hog && kill_at < now && rng.chance(200)) {
                 libc::kill(child, libc::SIGKILL);
