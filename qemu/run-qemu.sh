@@ -100,11 +100,15 @@ esac
 extra=(${QEMU_EXTRA:-})
 
 append="console=ttyS0 panic=-1${append_extra:+ $append_extra}"
+# An even number of vCPUs comes as cores of two SMT threads each: core
+# scheduling (PR_SCHED_CORE, whose cookie a handoff moves) needs siblings.
+topo=$smp
+((smp < 2 || smp % 2)) || topo="$smp,sockets=1,cores=$((smp / 2)),threads=2"
 # shellcheck disable=SC2054 # commas inside QEMU option values are intended.
 cmd=(
 	"$qemu" -no-user-config
 	"${accel[@]}"
-	-smp "$smp" -m "$mem"
+	-smp "$topo" -m "$mem"
 	-nographic -no-reboot -vga none -nic none
 	-device isa-debug-exit,iobase=0xf4,iosize=0x04
 	-kernel "$kernel" -initrd "$initrd"
