@@ -230,9 +230,10 @@ pub fn hog_child(seed: u64, slot: &'static Slot, fx: &'static Fixtures) {
 /// hung task detector and the watchdog catch what never dies.)
 pub const SLOW_DEATH_NS: u64 = 20_000_000_000;
 
-/// Print every task of process `pid`: its state and where it sleeps.
+/// Print every task of process `pid`: its state and where it sleeps
+/// (with [`sys::say`]: a worker's stdout is /dev/null).
 pub fn print_tasks(pid: i32, what: &str) {
-    println!("fuzz: {what}: process {pid}");
+    sys::say(&format!("fuzz: {what}: process {pid}"));
     let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return;
     };
@@ -242,12 +243,12 @@ pub fn print_tasks(pid: i32, what: &str) {
         let stat = read("stat");
         // The state follows the comm's closing parenthesis.
         let state = stat.rsplit_once(") ").map_or("?", |(_, r)| &r[..1]);
-        println!(
+        sys::say(&format!(
             "fuzz:   task {} {state} wchan={} syscall={}",
             e.file_name().to_string_lossy(),
             read("wchan").trim(),
             read("syscall").trim()
-        );
+        ));
     }
 }
 
@@ -303,10 +304,16 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 .flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             {
-                if traced.contains(&tid) || foreign.contains(&tid) || traced.len() >= 32 {
-                    continue;
-                }
-                if !rng.chance(400) {
+                // After the kill, every thread: one that the kernel
+                // attached (PTRACE_O_TRACECLONE) and that nobody waits for
+                // stops at PTRACE_EVENT_EXIT (PTRACE_O_TRACEEXIT) and
+                // holds up the death of the process until its tracer
+                // resumes it.
+                let dying = killed_at != 0;
+                if traced.contains(&tid)
+                    || foreign.contains(&tid)
+                    || (!dying && (traced.len() >= 32 || !rng.chance(400)))
+                {
                     continue;
                 }
                 // SAFETY: a thread of our own child; the variadic
