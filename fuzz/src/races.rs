@@ -310,6 +310,11 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 // holds up the death of the process until its tracer
                 // resumes it.
                 let dying = killed_at != 0;
+                if dying {
+                    // TIDs move between tasks at each handoff: a TID that
+                    // named no tracee of ours before may name one now.
+                    foreign.clear();
+                }
                 if traced.contains(&tid)
                     || foreign.contains(&tid)
                     || (!dying && (traced.len() >= 32 || !rng.chance(400)))
