@@ -590,7 +590,7 @@ fn main() {
                 C::LooseCompletions, C::ThreadletsAsync, C::ThreadletsDone, C::Signals, C::Children,
                 C::Execs, C::Kills, C::Stops, C::KilledInflight, C::RingsRaced, C::AtomsRaced,
                 C::Waits, C::BadRings, C::ThreadExits, C::Vforks, C::Setns, C::TraceStops,
-                C::Cgroups, C::OomKills, C::SlowDeaths, C::Unexpected, C::Wrong,
+                C::Cgroups, C::OomKills, C::SlowDeaths, C::TracedSlowDeaths, C::Unexpected, C::Wrong,
             ])
         );
         if cli.kcsan_known.is_some() {

@@ -252,6 +252,46 @@ pub fn print_tasks(pid: i32, what: &str) {
     }
 }
 
+/// After a traced slow death: for each task of `child`, its tracer, what
+/// this racer knew of its TID, and what waitpid() and PTRACE_CONT say now.
+fn traced_diagnose(child: i32, traced: &[i32], foreign: &[i32]) {
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{child}/task")) else {
+        return;
+    };
+    for tid in rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+    {
+        let status =
+            std::fs::read_to_string(format!("/proc/{child}/task/{tid}/status")).unwrap_or_default();
+        let tracer = status
+            .lines()
+            .find_map(|l| l.strip_prefix("TracerPid:"))
+            .map_or("?", str::trim)
+            .to_owned();
+        let mut st = 0;
+        // SAFETY: a wait without blocking; our child's threads only.
+        let w = unsafe { libc::waitpid(tid, &mut st, libc::WNOHANG | libc::__WALL) };
+        let werr = std::io::Error::last_os_error();
+        // SAFETY: resume it, if it is our stopped tracee.
+        let c = unsafe {
+            libc::ptrace(
+                libc::PTRACE_CONT,
+                tid,
+                std::ptr::null_mut::<libc::c_void>(),
+                0 as libc::c_ulong,
+            )
+        };
+        let cerr = std::io::Error::last_os_error();
+        sys::say(&format!(
+            "fuzz:   TID {tid}: tracer {tracer} (this racer {}), traced={} foreign={}, waitpid={w} status={st:#x} ({werr}), PTRACE_CONT={c} ({cerr})",
+            sys::gettid(),
+            traced.contains(&tid),
+            foreign.contains(&tid)
+        ));
+    }
+}
+
 /// Fork a fuzzing child (two threads) and trace it: PTRACE_SEIZE of its
 /// threads as they appear (some with PTRACE_O_TRACECLONE, so the kernel
 /// attaches the new ones), syscall tracing, PTRACE_INTERRUPT, register
@@ -393,7 +433,7 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                     libc::PTRACE_CONT
                 };
                 // SAFETY: resume our stopped tracee.
-                unsafe {
+                let r = unsafe {
                     libc::ptrace(
                         req,
                         tid,
@@ -401,6 +441,14 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                         inject as libc::c_ulong,
                     )
                 };
+                if r < 0 {
+                    // Its stop was reported and is gone: nothing will
+                    // report it again.
+                    sys::say(&format!(
+                        "fuzz: traced: request {req} after a stop of TID {tid} (status {st:#x}) failed: {}",
+                        std::io::Error::last_os_error()
+                    ));
+                }
                 if req == libc::PTRACE_DETACH {
                     foreign.push(tid);
                     traced.swap_remove(i);
@@ -433,8 +481,9 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
         // the limit does not count a child that is already dead.
         if killed_at != 0 && sys::now_ns() > killed_at + SLOW_DEATH_NS && !slow {
             slow = true;
-            slot.add(C::SlowDeaths, 1);
-            print_tasks(child, "SLOW DEATH (20 s after SIGKILL, traced)");
+            slot.add(C::TracedSlowDeaths, 1);
+            print_tasks(child, "SLOW DEATH (traced child, 20 s after SIGKILL)");
+            traced_diagnose(child, &traced, &foreign);
         }
         sys::sleep_us(1000);
     }

@@ -83,6 +83,10 @@ pub enum C {
     OomKills,
     /// Children still alive 20 s after their SIGKILL (a seed with one fails).
     SlowDeaths,
+    /// Traced children still alive 20 s after their SIGKILL: a thread in
+    /// ptrace_stop inside async_exec (open, see fuzz/README.md; counted,
+    /// printed with what the tracer knew, not failed).
+    TracedSlowDeaths,
     /// Number of counters.
     N,
 }
@@ -122,6 +126,7 @@ pub const NAMES: [&str; C::N as usize] = [
     "cgroups",
     "oom_kills",
     "slow_deaths",
+    "traced_slow_deaths",
 ];
 
 /// One thread's log and progress.
