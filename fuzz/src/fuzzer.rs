@@ -1218,6 +1218,13 @@ impl Fuzzer {
                         sys::gettid()
                     ));
                     self.log(op::COMPLETE, u64::MAX, 0, p as u64);
+                    // What this thread did before, for the slab's history
+                    // (submitted where, returned what, reaped when).
+                    if let Some(l) = self.log {
+                        for line in l.last(40) {
+                            sys::say(&format!("fuzz:     {line}"));
+                        }
+                    }
                 }
             }
         }
