@@ -164,7 +164,7 @@ exempt == "victim" && line ~ /syslet_create_spare/ { splats++; say("splat: a spa
 line ~ /<\/TASK>/ { exempt = ""; dump = 0 }
 # Kernel splats: outside program output, or inside it where a kernel
 # message (printk timestamp) landed in the middle of a program line.
-kn = nknown && known_race(line)
+{ kn = nknown && known_race(line) }
 kn { say("known (unpatched kernel too): " line) }
 !kn && line ~ splat_re && (line !~ /^    / || line ~ /\[ *[0-9]+\.[0-9]+\] /) { splats++; say("splat: " line) }
 # init result line (may share a console line with kernel output).

@@ -244,6 +244,12 @@ for c in 'known|data-race in do_nanosleep / hrtimer_wakeup|0' \
 	fi
 done
 
+# The judge prints only its own lines and the summary (an awk pattern
+# without an action would echo the console line).
+f=$(kcsan_log 'data-race in do_nanosleep / hrtimer_wakeup' | log kcsan-quiet)
+check "KCSAN known report: no console line echoed" 0 "0" \
+	sh -c 'JUDGE_KNOWN="$1" "$2" "$3" | grep -cv "^judge: \|passed, .* failed$"; exit 0' sh "$tmp/known.txt" "${J[0]}" "$f"
+
 # A known report printed in the middle of init's result line: the
 # result still counts.
 f=$({
