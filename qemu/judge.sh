@@ -27,8 +27,9 @@
 #     indented output fails once, and every splat line is printed.
 #     JUDGE_KNOWN names a file of KCSAN report titles (the text after
 #     "BUG: KCSAN: ", one per line, # comments) that the unpatched kernel
-#     gives too: a report whose title starts with one is printed as
-#     "known", not counted.
+#     gives too: a report with one of those titles (an entry ending in
+#     "+" matches that function at any offset) is printed as "known",
+#     not counted.
 # Prints the failing lines, then exactly one last line "N passed, N failed".
 # Exit: 0 if failed == 0 and passed > 0, 1 otherwise, 2 usage/unreadable.
 set -euo pipefail

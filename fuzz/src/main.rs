@@ -91,8 +91,8 @@ fn parse() -> Cli {
 
 /// `--kcsan-known FILE`: the KCSAN reports the unpatched kernel gives
 /// too (fuzz/kcsan-known.txt says where), one title per line after
-/// "BUG: KCSAN: " (`#` comments): a report whose title starts with one is
-/// counted apart, not as a splat.  The harness's judge.sh reads the same
+/// "BUG: KCSAN: " (`#` comments): a report with one of these titles (see
+/// [`known_title`]) is counted apart, not as a splat.  The harness's judge.sh reads the same
 /// file (JUDGE_KNOWN).
 fn kcsan_known(path: &str) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
@@ -260,7 +260,7 @@ impl Kmsg {
         if self.fd < 0 {
             return;
         }
-        let mut buf = vec![0u8; 8192];
+        let mut buf = [0u8; 8192];
         loop {
             // SAFETY: `buf` is valid for its length.
             let r = unsafe { libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) };

@@ -252,6 +252,18 @@ pub fn print_tasks(pid: i32, what: &str) {
     }
 }
 
+/// ptrace(2) with the address argument unused and `data` passed
+/// pointer-sized, as the system call reads its variadic arguments.
+///
+/// # Safety
+///
+/// `data` must be what `req` takes: a value, or for a request that
+/// writes (PTRACE_GETREGS, PTRACE_GETSIGINFO) the address of a buffer of
+/// its type.
+unsafe fn ptrace(req: libc::c_uint, tid: i32, data: usize) -> libc::c_long {
+    libc::ptrace(req, tid, std::ptr::null_mut::<libc::c_void>(), data)
+}
+
 /// After a traced slow death: for each task of `child`, its tracer, what
 /// this racer knew of its TID, and what waitpid() and PTRACE_CONT say now.
 fn traced_diagnose(child: i32, traced: &[i32], foreign: &[i32]) {
@@ -274,14 +286,7 @@ fn traced_diagnose(child: i32, traced: &[i32], foreign: &[i32]) {
         let w = unsafe { libc::waitpid(tid, &mut st, libc::WNOHANG | libc::__WALL) };
         let werr = std::io::Error::last_os_error();
         // SAFETY: resume it, if it is our stopped tracee.
-        let c = unsafe {
-            libc::ptrace(
-                libc::PTRACE_CONT,
-                tid,
-                std::ptr::null_mut::<libc::c_void>(),
-                0 as libc::c_ulong,
-            )
-        };
+        let c = unsafe { ptrace(libc::PTRACE_CONT, tid, 0) };
         let cerr = std::io::Error::last_os_error();
         sys::say(&format!(
             "fuzz:   TID {tid}: tracer {tracer} (this racer {}), traced={} foreign={}, waitpid={w} status={st:#x} ({werr}), PTRACE_CONT={c} ({cerr})",
@@ -335,26 +340,25 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
             killed_at = now;
         }
         if killed_at != 0 && now > killed_at + 2 * SLOW_DEATH_NS {
-            // Counted below (the seed fails); the tracees stay attached to
-            // this thread, and the process to the SIGKILL it already has.
+            // Counted below as a traced slow death; the tracees stay
+            // attached to this thread, and the process to its SIGKILL.
             break;
+        }
+        // After the kill, every thread: one that the kernel attached
+        // (PTRACE_O_TRACECLONE) and that nobody waits for stops at
+        // PTRACE_EVENT_EXIT (PTRACE_O_TRACEEXIT) and holds up the death of
+        // the process until its tracer resumes it.
+        let dying = killed_at != 0;
+        if dying {
+            // TIDs move between tasks at each handoff: a TID that named
+            // no tracee of ours before may name one now.
+            foreign.clear();
         }
         if let Ok(rd) = std::fs::read_dir(format!("/proc/{child}/task")) {
             for tid in rd
                 .flatten()
                 .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
             {
-                // After the kill, every thread: one that the kernel
-                // attached (PTRACE_O_TRACECLONE) and that nobody waits for
-                // stops at PTRACE_EVENT_EXIT (PTRACE_O_TRACEEXIT) and
-                // holds up the death of the process until its tracer
-                // resumes it.
-                let dying = killed_at != 0;
-                if dying {
-                    // TIDs move between tasks at each handoff: a TID that
-                    // named no tracee of ours before may name one now.
-                    foreign.clear();
-                }
                 if traced.contains(&tid)
                     || foreign.contains(&tid)
                     || (!dying && (traced.len() >= 32 || !rng.chance(400)))
@@ -363,14 +367,7 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 }
                 // SAFETY: a thread of our own child; the variadic
                 // arguments are pointer-sized, as the system call reads them.
-                let r = unsafe {
-                    libc::ptrace(
-                        libc::PTRACE_SEIZE,
-                        tid,
-                        std::ptr::null_mut::<libc::c_void>(),
-                        opts as libc::c_ulong,
-                    )
-                };
+                let r = unsafe { ptrace(libc::PTRACE_SEIZE, tid, opts as usize) };
                 if r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
                     // EPERM: attached already (PTRACE_O_TRACECLONE).
                     traced.push(tid);
@@ -408,20 +405,18 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 unsafe {
                     if rng.chance(200) {
                         let mut regs: libc::user_regs_struct = std::mem::zeroed();
-                        libc::ptrace(
+                        ptrace(
                             libc::PTRACE_GETREGS,
                             tid,
-                            std::ptr::null_mut::<libc::c_void>(),
-                            &mut regs,
+                            &mut regs as *mut libc::user_regs_struct as usize,
                         );
                     }
                     if rng.chance(100) {
                         let mut si: libc::siginfo_t = std::mem::zeroed();
-                        libc::ptrace(
+                        ptrace(
                             libc::PTRACE_GETSIGINFO,
                             tid,
-                            std::ptr::null_mut::<libc::c_void>(),
-                            &mut si,
+                            &mut si as *mut libc::siginfo_t as usize,
                         );
                     }
                 }
@@ -433,14 +428,7 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                     libc::PTRACE_CONT
                 };
                 // SAFETY: resume our stopped tracee.
-                let r = unsafe {
-                    libc::ptrace(
-                        req,
-                        tid,
-                        std::ptr::null_mut::<libc::c_void>(),
-                        inject as libc::c_ulong,
-                    )
-                };
+                let r = unsafe { ptrace(req, tid, inject as usize) };
                 if r < 0 {
                     // Its stop was reported and is gone: nothing will
                     // report it again.
@@ -456,14 +444,7 @@ pub fn traced_race(rng: &mut Rng, slot: &'static Slot, fx: &'static Fixtures) {
                 }
             } else if rng.chance(20) {
                 // SAFETY: stops our tracee (a PTRACE_EVENT_STOP follows).
-                unsafe {
-                    libc::ptrace(
-                        libc::PTRACE_INTERRUPT,
-                        tid,
-                        std::ptr::null_mut::<libc::c_void>(),
-                        0 as libc::c_ulong,
-                    )
-                };
+                unsafe { ptrace(libc::PTRACE_INTERRUPT, tid, 0) };
             }
             i += 1;
         }
